@@ -1,0 +1,1 @@
+"""flexconn: a Trio-native connector for the CoinFLEX v2 API."""
