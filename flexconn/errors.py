@@ -12,6 +12,7 @@ Every exception flexconn raises on purpose derives from :class:`FlexconnError`::
     │   ├── ConnectionClosed          the connection is closed (``.reason``)
     │   └── HeartbeatTimeout          no traffic and no pong within the liveness window
     ├── OrderOutcomeUnknown           a request was sent but its outcome could not be learned
+    ├── FeedOverflow                  a feed with the ``error`` policy fell too far behind
     └── ExchangeError                 the exchange answered with an error (``.code``, ``.message``)
         ├── AuthenticationError       bad key, signature or timestamp; login state errors
         │   └── PermissionDenied      the key may not do this (read-only key trading)
@@ -39,6 +40,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "ExchangeError",
+    "FeedOverflow",
     "FlexconnError",
     "HeartbeatTimeout",
     "InsufficientFundsError",
@@ -120,6 +122,10 @@ class HeartbeatTimeout(TransportError):
 
 class OrderOutcomeUnknown(FlexconnError):
     """An order request left the client but its outcome could not be established."""
+
+
+class FeedOverflow(FlexconnError):
+    """A consumer on a feed with the ``error`` backpressure policy fell behind its buffer."""
 
 
 class ExchangeError(FlexconnError):
