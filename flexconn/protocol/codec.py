@@ -1,0 +1,243 @@
+"""The one cattrs converter for the CoinFLEX wire format, used with orjson.
+
+Every model in :mod:`flexconn.models` (WebSocket and REST) goes through :data:`converter`; build
+no other. Encoding decisions, cattrs-preconf style:
+
+* **Field names.** attrs fields are snake_case; the wire name is their camelCase form
+  (``client_order_id`` <-> ``clientOrderId``). A field whose wire name does not follow the rule
+  declares it with ``attrs.field(metadata=wire("orderID"))``; :func:`wire_name` reads either.
+* **Decimal** (prices, quantities, fees, balances) structures from ``str``, ``int`` or ``float``;
+  a float goes through its shortest ``repr`` string, never through its binary value, so ``0.1``
+  is ``Decimal("0.1")``. Non-finite values and booleans are refused. Unstructuring writes an exact
+  JSON number in positional notation (``orjson.Fragment(format(d, "f"))``), so requests carry
+  numbers, never strings, and never lose digits. Unstructured dicts therefore hold orjson
+  fragments: serialise them with :func:`dumps` (or ``orjson.dumps``), not the stdlib ``json``.
+* **int** (ids, timestamps, counts) structures from an int or an ASCII digit string
+  (``"1612249737434"``); booleans, floats and anything else are refused.
+* **str** structures from a str or an int (``tag`` and codes arrive both ways); an int becomes its
+  decimal string.
+* **Enums** structure from their wire string; an unknown spelling is retried case-insensitively,
+  so ``"buy"`` is ``Side.BUY``. They unstructure to their wire string.
+* **Parsing** is orjson: a fractional JSON number becomes a float first, and its shortest repr
+  reproduces the wire text exactly for up to 15 significant digits (all the exchange sends).
+* ``str | int`` unions (a request ``tag``, optional or not) pass a str or an int through unchanged.
+* **Missing fields** take the attrs default; a missing field without a default is an error.
+  Unknown keys are ignored (the exchange adds fields over time).
+* **None** is never written: an optional field (one whose default is ``None``) that holds
+  ``None`` is omitted when unstructuring.
+* **Timestamps** stay the exchange's millisecond epoch ints; :func:`ms_to_datetime` makes an
+  aware UTC datetime when one is wanted.
+
+Structure errors are cattrs/ValueError/TypeError/KeyError exceptions; the decoding boundary
+(:mod:`flexconn.protocol.decode`) is the one place that turns them into
+:class:`~flexconn.errors.RemoteProtocolError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum, IntEnum, StrEnum
+from types import UnionType
+from typing import Any, Final, TypeVar, Union, get_args, get_origin
+
+import attrs
+import orjson
+from cattrs import Converter
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+__all__ = [
+    "WIRE_NAME",
+    "camel",
+    "configure_converter",
+    "converter",
+    "dumps",
+    "dumps_bytes",
+    "loads",
+    "make_converter",
+    "ms_to_datetime",
+    "structure",
+    "structure_decimal",
+    "structure_int",
+    "structure_str",
+    "unstructure",
+    "wire",
+    "wire_name",
+]
+
+T = TypeVar("T")
+
+#: attrs metadata key holding a field's wire name when camelCase of the attribute is wrong.
+WIRE_NAME: Final = "flexconn.wire_name"
+
+_DIGITS: Final = re.compile(r"-?[0-9]+")
+
+
+def wire(name: str) -> dict[str, str]:
+    """attrs field metadata declaring the field's wire name: ``field(metadata=wire("orderID"))``."""
+    return {WIRE_NAME: name}
+
+
+def camel(name: str) -> str:
+    """The camelCase form of a snake_case attribute name (``market_code`` -> ``marketCode``)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def wire_name(field: attrs.Attribute[Any]) -> str:
+    """The name a field has on the wire: its metadata override, else the camelCase form."""
+    override_name = field.metadata.get(WIRE_NAME)
+    return override_name if isinstance(override_name, str) else camel(field.name)
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    """An aware UTC datetime from the exchange's millisecond epoch timestamp."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def structure_decimal(value: object, _: object = Decimal) -> Decimal:
+    """A finite Decimal from a wire str, int or float (floats via their shortest repr)."""
+    if isinstance(value, str):
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"not a decimal number: {value!r}") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    else:
+        raise TypeError(f"expected a decimal number, got {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return result
+
+
+def structure_int(value: object, _: object = int) -> int:
+    """An int from a wire int or an ASCII digit string (ids and timestamps arrive both ways)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+def structure_str(value: object, _: object = str) -> str:
+    """A str from a wire str or int (``tag`` and error codes arrive both ways)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def _structure_str_or_int(value: object, tp: object) -> str | int | None:
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if value is None and type(None) in get_args(tp):
+        return None
+    raise TypeError(f"expected a string or an integer, got {type(value).__name__}")
+
+
+def _unstructure_decimal(value: Decimal) -> orjson.Fragment:
+    if not value.is_finite():
+        raise ValueError(f"cannot encode non-finite number {value}")
+    return orjson.Fragment(format(value, "f"))
+
+
+class _EnumTable:
+    """Per-enum lookup tables: exact wire values first, then a case-insensitive retry."""
+
+    def __init__(self) -> None:
+        self._tables: dict[type[Enum], tuple[dict[object, Enum], dict[str, Enum]]] = {}
+
+    def __call__(self, value: object, cls: type[Enum]) -> Enum:
+        tables = self._tables.get(cls)
+        if tables is None:
+            tables = self._tables[cls] = (
+                {member.value: member for member in cls},
+                {m.value.casefold(): m for m in cls if isinstance(m.value, str)},
+            )
+        exact, folded = tables
+        try:
+            return exact[value]
+        except (KeyError, TypeError):
+            pass
+        if isinstance(value, str):
+            member = folded.get(value.casefold())
+            if member is not None:
+                return member
+        raise ValueError(f"{value!r} is not a valid {cls.__name__}")
+
+
+def _attrs_structure_factory(cls: type[Any], conv: Converter) -> Callable[[Any, Any], Any]:
+    overrides: dict[str, Any] = {f.name: override(rename=wire_name(f)) for f in attrs.fields(cls)}
+    return make_dict_structure_fn(cls, conv, **overrides)
+
+
+def _attrs_unstructure_factory(cls: type[Any], conv: Converter) -> Callable[[Any], Any]:
+    overrides: dict[str, Any] = {
+        f.name: override(rename=wire_name(f), omit_if_default=f.default is None)
+        for f in attrs.fields(cls)
+    }
+    return make_dict_unstructure_fn(cls, conv, **overrides)
+
+
+def _is_str_int_union(tp: object) -> bool:
+    args = set(get_args(tp))
+    return get_origin(tp) in (UnionType, Union) and {str, int} <= args <= {str, int, type(None)}
+
+
+def configure_converter(conv: Converter) -> None:
+    """Install the wire-format hooks described in the module docstring on ``conv``."""
+    conv.register_structure_hook(Decimal, structure_decimal)
+    conv.register_unstructure_hook(Decimal, _unstructure_decimal)
+    conv.register_structure_hook(int, structure_int)
+    conv.register_structure_hook(str, structure_str)
+    conv.register_structure_hook_func(_is_str_int_union, _structure_str_or_int)
+    # Primitive hooks live in singledispatch, which would send a StrEnum to the ``str`` hook;
+    # hooking the enum bases there too wins, as they precede str/int in an enum's MRO.
+    enum_table = _EnumTable()
+    for base in (Enum, StrEnum, IntEnum):
+        conv.register_structure_hook(base, enum_table)
+        conv.register_unstructure_hook(base, lambda member: member.value)
+    conv.register_structure_hook_factory(attrs.has, _attrs_structure_factory)
+    conv.register_unstructure_hook_factory(attrs.has, _attrs_unstructure_factory)
+
+
+def make_converter() -> Converter:
+    """A fresh converter with the wire-format hooks (for tests; the library uses ``converter``)."""
+    conv = Converter(forbid_extra_keys=False)
+    configure_converter(conv)
+    return conv
+
+
+#: The one converter for the wire format.
+converter: Final[Converter] = make_converter()
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Structure already-parsed JSON data into ``cls`` with :data:`converter`."""
+    return converter.structure(data, cls)
+
+
+def unstructure(obj: object) -> Any:
+    """Unstructure ``obj`` to JSON-ready data (Decimals become orjson fragments)."""
+    return converter.unstructure(obj)
+
+
+def dumps_bytes(obj: object) -> bytes:
+    """Encode a model (or plain data) as compact JSON bytes."""
+    return orjson.dumps(converter.unstructure(obj))
+
+
+def dumps(obj: object) -> str:
+    """Encode a model (or plain data) as a compact JSON text frame."""
+    return orjson.dumps(converter.unstructure(obj)).decode()
+
+
+def loads(data: str | bytes | bytearray | memoryview) -> Any:
+    """Parse JSON text with orjson (fractional numbers become floats; see the module notes)."""
+    return orjson.loads(data)
