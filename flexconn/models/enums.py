@@ -32,11 +32,21 @@ class Side(StrEnum):
 
 
 class OrderType(StrEnum):
-    """Order types the exchange accepts (``STOP`` is a stop-limit order)."""
+    """Order types the exchange accepts (``STOP`` is a stop-limit order).
+
+    The later API calls the stop-limit type ``STOP_LIMIT`` (once ``STOP LIMIT``); both spellings
+    decode to :attr:`STOP`, the one member for that order type.
+    """
 
     LIMIT = "LIMIT"
     MARKET = "MARKET"
     STOP = "STOP"
+
+    @classmethod
+    def _missing_(cls, value: object) -> OrderType | None:
+        if isinstance(value, str) and value.upper().replace(" ", "_") == "STOP_LIMIT":
+            return cls.STOP
+        return None
 
 
 class TimeInForce(StrEnum):

@@ -5,7 +5,9 @@ no other. Encoding decisions, cattrs-preconf style:
 
 * **Field names.** attrs fields are snake_case; the wire name is their camelCase form
   (``client_order_id`` <-> ``clientOrderId``). A field whose wire name does not follow the rule
-  declares it with ``attrs.field(metadata=wire("orderID"))``; :func:`wire_name` reads either.
+  declares it with ``attrs.field(metadata=wire("instrumentId"))``; :func:`wire_name` reads
+  either. ``wire(aliases=("orderID",))`` adds spellings accepted when structuring (the primary
+  name wins when both are present); unstructuring always writes the primary name.
 * **Decimal** (prices, quantities, fees, balances) structures from ``str``, ``int`` or ``float``;
   a float goes through its shortest ``repr`` string, never through its binary value, so ``0.1``
   is ``Decimal("0.1")``. Non-finite values and booleans are refused. Unstructuring writes an exact
@@ -14,10 +16,13 @@ no other. Encoding decisions, cattrs-preconf style:
   fragments: serialise them with :func:`dumps` (or ``orjson.dumps``), not the stdlib ``json``.
 * **int** (ids, timestamps, counts) structures from an int or an ASCII digit string
   (``"1612249737434"``); booleans, floats and anything else are refused.
+* **bool** structures from a JSON boolean or the strings ``"true"``/``"false"`` in any case
+  (``isTriggered`` arrives as ``"False"``).
 * **str** structures from a str or an int (``tag`` and codes arrive both ways); an int becomes its
   decimal string.
-* **Enums** structure from their wire string; an unknown spelling is retried case-insensitively,
-  so ``"buy"`` is ``Side.BUY``. They unstructure to their wire string.
+* **Enums** structure from their wire string; an unknown spelling is retried case-insensitively
+  with spaces read as underscores (``"buy"`` is ``Side.BUY``), then through the enum's own
+  ``_missing_`` (``OrderType("STOP_LIMIT")``). They unstructure to their wire string.
 * **Parsing** is orjson: a fractional JSON number becomes a float first, and its shortest repr
   reproduces the wire text exactly for up to 15 significant digits (all the exchange sends).
 * ``str | int`` unions (a request ``tag``, optional or not) pass a str or an int through unchanged.
@@ -49,6 +54,7 @@ from cattrs import Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 __all__ = [
+    "WIRE_ALIASES",
     "WIRE_NAME",
     "camel",
     "configure_converter",
@@ -59,11 +65,13 @@ __all__ = [
     "make_converter",
     "ms_to_datetime",
     "structure",
+    "structure_bool",
     "structure_decimal",
     "structure_int",
     "structure_str",
     "unstructure",
     "wire",
+    "wire_aliases",
     "wire_name",
 ]
 
@@ -71,13 +79,30 @@ T = TypeVar("T")
 
 #: attrs metadata key holding a field's wire name when camelCase of the attribute is wrong.
 WIRE_NAME: Final = "flexconn.wire_name"
+#: attrs metadata key holding other spellings of the field accepted when structuring.
+WIRE_ALIASES: Final = "flexconn.wire_aliases"
 
 _DIGITS: Final = re.compile(r"-?[0-9]+")
 
 
-def wire(name: str) -> dict[str, str]:
-    """attrs field metadata declaring the field's wire name: ``field(metadata=wire("orderID"))``."""
-    return {WIRE_NAME: name}
+def wire(name: str | None = None, *, aliases: tuple[str, ...] = ()) -> dict[str, object]:
+    """attrs field metadata: the field's wire name and other accepted spellings.
+
+    ``field(metadata=wire("instrumentId"))`` renames; ``field(metadata=wire(aliases=("orderID",)))``
+    keeps the camelCase name and also accepts ``orderID`` on input.
+    """
+    meta: dict[str, object] = {}
+    if name is not None:
+        meta[WIRE_NAME] = name
+    if aliases:
+        meta[WIRE_ALIASES] = tuple(aliases)
+    return meta
+
+
+def wire_aliases(field: attrs.Attribute[Any]) -> tuple[str, ...]:
+    """The extra spellings of a field accepted when structuring (may be empty)."""
+    found = field.metadata.get(WIRE_ALIASES, ())
+    return tuple(found) if isinstance(found, tuple) else ()
 
 
 def camel(name: str) -> str:
@@ -124,6 +149,19 @@ def structure_int(value: object, _: object = int) -> int:
     raise TypeError(f"expected an integer, got {value!r}")
 
 
+def structure_bool(value: object, _: object = bool) -> bool:
+    """A bool from a JSON boolean or a ``"true"``/``"false"`` string in any case."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        folded = value.strip().casefold()
+        if folded == "true":
+            return True
+        if folded == "false":
+            return False
+    raise TypeError(f"expected a boolean, got {value!r}")
+
+
 def structure_str(value: object, _: object = str) -> str:
     """A str from a wire str or int (``tag`` and error codes arrive both ways)."""
     if isinstance(value, str):
@@ -147,6 +185,10 @@ def _unstructure_decimal(value: Decimal) -> orjson.Fragment:
     return orjson.Fragment(format(value, "f"))
 
 
+def _fold(text: str) -> str:
+    return text.strip().casefold().replace(" ", "_")
+
+
 class _EnumTable:
     """Per-enum lookup tables: exact wire values first, then a case-insensitive retry."""
 
@@ -158,7 +200,7 @@ class _EnumTable:
         if tables is None:
             tables = self._tables[cls] = (
                 {member.value: member for member in cls},
-                {m.value.casefold(): m for m in cls if isinstance(m.value, str)},
+                {_fold(m.value): m for m in cls if isinstance(m.value, str)},
             )
         exact, folded = tables
         try:
@@ -166,15 +208,31 @@ class _EnumTable:
         except (KeyError, TypeError):
             pass
         if isinstance(value, str):
-            member = folded.get(value.casefold())
+            member = folded.get(_fold(value))
             if member is not None:
                 return member
+            return cls(value)  # the enum's _missing_ may know an alias; ValueError if not
         raise ValueError(f"{value!r} is not a valid {cls.__name__}")
 
 
 def _attrs_structure_factory(cls: type[Any], conv: Converter) -> Callable[[Any, Any], Any]:
-    overrides: dict[str, Any] = {f.name: override(rename=wire_name(f)) for f in attrs.fields(cls)}
-    return make_dict_structure_fn(cls, conv, **overrides)
+    fields = attrs.fields(cls)
+    overrides: dict[str, Any] = {f.name: override(rename=wire_name(f)) for f in fields}
+    structure_fn = make_dict_structure_fn(cls, conv, **overrides)
+    aliases = [(wire_name(f), alias) for f in fields for alias in wire_aliases(f)]
+    if not aliases:
+        return structure_fn
+
+    def structure_with_aliases(data: Any, tp: Any) -> Any:
+        if isinstance(data, dict) and any(alias in data for _, alias in aliases):
+            data = dict(data)
+            for primary, alias in aliases:
+                if alias in data:
+                    value = data.pop(alias)
+                    data.setdefault(primary, value)
+        return structure_fn(data, tp)
+
+    return structure_with_aliases
 
 
 def _attrs_unstructure_factory(cls: type[Any], conv: Converter) -> Callable[[Any], Any]:
@@ -196,6 +254,7 @@ def configure_converter(conv: Converter) -> None:
     conv.register_unstructure_hook(Decimal, _unstructure_decimal)
     conv.register_structure_hook(int, structure_int)
     conv.register_structure_hook(str, structure_str)
+    conv.register_structure_hook(bool, structure_bool)
     conv.register_structure_hook_func(_is_str_int_union, _structure_str_or_int)
     # Primitive hooks live in singledispatch, which would send a StrEnum to the ``str`` hook;
     # hooking the enum bases there too wins, as they precede str/int in an enum's MRO.
