@@ -58,15 +58,17 @@ class Heartbeat:
 class ReconnectPolicy:
     """Exponential backoff with full jitter, capped; the first retry is immediate.
 
-    ``max_attempts=None`` retries forever. ``connect_timeout`` bounds each attempt (TCP, TLS and the
-    WebSocket handshake); ``max_connects_per_minute`` keeps us inside the exchange's limit on new
-    connections.
+    ``max_attempts=None`` retries forever once connected; before the first success only
+    ``max_initial_attempts`` are made, so a wrong URL fails fast. ``connect_timeout`` bounds each
+    attempt (TCP, TLS and the WebSocket handshake); ``max_connects_per_minute`` keeps us inside
+    the exchange's limit on new connections.
     """
 
     initial_delay: float = 0.1
     max_delay: float = 10.0
     multiplier: float = 2.0
     max_attempts: int | None = None
+    max_initial_attempts: int = 3
     connect_timeout: float = 10.0
     max_connects_per_minute: int = 200
 

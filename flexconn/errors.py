@@ -10,7 +10,8 @@ Every exception flexconn raises on purpose derives from :class:`FlexconnError`::
     ├── TransportError                the socket or HTTP connection failed
     │   ├── ConnectTimeout            connecting or the handshake took too long
     │   ├── ConnectionClosed          the connection is closed (``.reason``)
-    │   └── HeartbeatTimeout          no traffic and no pong within the liveness window
+    │   ├── HeartbeatTimeout          no traffic and no pong within the liveness window
+    │   └── ReplyTimeout              the exchange did not answer a command in time
     ├── OrderOutcomeUnknown           a request was sent but its outcome could not be learned
     ├── FeedOverflow                  a feed with the ``error`` policy fell too far behind
     └── ExchangeError                 the exchange answered with an error (``.code``, ``.message``)
@@ -55,6 +56,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "RemoteProtocolError",
+    "ReplyTimeout",
     "ServerError",
     "SubscriptionError",
     "TransportError",
@@ -118,6 +120,10 @@ class ConnectionClosed(TransportError):
 
 class HeartbeatTimeout(TransportError):
     """Nothing arrived, not even a pong, within the liveness window (a half-open socket)."""
+
+
+class ReplyTimeout(TransportError):
+    """The exchange did not answer a command (login, subscribe, ...) within its timeout."""
 
 
 class OrderOutcomeUnknown(FlexconnError):
