@@ -96,6 +96,11 @@ class OrderStatus(StrEnum):
     STOP_PRICE_LARGER_THAN_LIMIT_PRICE = "STOP_PRICE_LARGER_THAN_LIMIT_PRICE"
     STOP_PRICE_LESS_THAN_LIMIT_PRICE = "STOP_PRICE_LESS_THAN_LIMIT_PRICE"
 
+    @classmethod
+    def _missing_(cls, value: object) -> OrderStatus | None:
+        # The 2020-12 OrderMatched parameter table spells FILLED as FILL.
+        return cls.FILLED if value == "FILL" else None
+
 
 class DepthLevel(StrEnum):
     """Depth channel names: the later era's level variants and the 2020-12 name."""

@@ -354,7 +354,7 @@ class Ping:
 @_rest_model
 @attrs.frozen(kw_only=True)
 class AccountInfo:
-    """One entry of ``GET /v2/accountinfo``."""
+    """One entry of ``GET /v2/accountinfo``; ``risk_ratio`` is null while no margin is used."""
 
     account_id: str
     trade_type: str
@@ -363,7 +363,7 @@ class AccountInfo:
     collateral_balance: Decimal
     available_balance: Decimal
     portfolio_var_margin: Decimal
-    risk_ratio: Decimal
+    risk_ratio: Decimal | None = None
     timestamp: int
 
 

@@ -26,6 +26,11 @@ no other. Encoding decisions, cattrs-preconf style:
 * **Parsing** is orjson: a fractional JSON number becomes a float first, and its shortest repr
   reproduces the wire text exactly for up to 15 significant digits (all the exchange sends).
 * ``str | int`` unions (a request ``tag``, optional or not) pass a str or an int through unchanged.
+* **Constants.** A field declared ``init=False`` with a default (a reply's ``event``, an update's
+  ``table``) is written when unstructuring and ignored when structuring, so the unstructured
+  form of a message is its complete wire form.
+* **Per-field hooks.** ``wire(structure=fn, unstructure=fn)`` gives one field its own hooks
+  (``fn(value, type)`` / ``fn(value)``), for shapes like "a string or a list of strings".
 * **Missing fields** take the attrs default; a missing field without a default is an error.
   Unknown keys are ignored (the exchange adds fields over time).
 * **None** is never written: an optional field (one whose default is ``None``) that holds
@@ -59,6 +64,7 @@ __all__ = [
     "camel",
     "configure_converter",
     "converter",
+    "describe_error",
     "dumps",
     "dumps_bytes",
     "loads",
@@ -81,12 +87,20 @@ T = TypeVar("T")
 WIRE_NAME: Final = "flexconn.wire_name"
 #: attrs metadata key holding other spellings of the field accepted when structuring.
 WIRE_ALIASES: Final = "flexconn.wire_aliases"
+_STRUCTURE: Final = "flexconn.structure"
+_UNSTRUCTURE: Final = "flexconn.unstructure"
 
 _DIGITS: Final = re.compile(r"-?[0-9]+")
 
 
-def wire(name: str | None = None, *, aliases: tuple[str, ...] = ()) -> dict[str, object]:
-    """attrs field metadata: the field's wire name and other accepted spellings.
+def wire(
+    name: str | None = None,
+    *,
+    aliases: tuple[str, ...] = (),
+    structure: Callable[[Any, Any], Any] | None = None,
+    unstructure: Callable[[Any], Any] | None = None,
+) -> dict[str, object]:
+    """attrs field metadata: the field's wire name, other accepted spellings, own hooks.
 
     ``field(metadata=wire("instrumentId"))`` renames; ``field(metadata=wire(aliases=("orderID",)))``
     keeps the camelCase name and also accepts ``orderID`` on input.
@@ -96,6 +110,10 @@ def wire(name: str | None = None, *, aliases: tuple[str, ...] = ()) -> dict[str,
         meta[WIRE_NAME] = name
     if aliases:
         meta[WIRE_ALIASES] = tuple(aliases)
+    if structure is not None:
+        meta[_STRUCTURE] = structure
+    if unstructure is not None:
+        meta[_UNSTRUCTURE] = unstructure
     return meta
 
 
@@ -217,7 +235,10 @@ class _EnumTable:
 
 def _attrs_structure_factory(cls: type[Any], conv: Converter) -> Callable[[Any, Any], Any]:
     fields = attrs.fields(cls)
-    overrides: dict[str, Any] = {f.name: override(rename=wire_name(f)) for f in fields}
+    overrides: dict[str, Any] = {
+        f.name: override(rename=wire_name(f), struct_hook=f.metadata.get(_STRUCTURE))
+        for f in fields
+    }
     structure_fn = make_dict_structure_fn(cls, conv, **overrides)
     aliases = [(wire_name(f), alias) for f in fields for alias in wire_aliases(f)]
     if not aliases:
@@ -237,10 +258,14 @@ def _attrs_structure_factory(cls: type[Any], conv: Converter) -> Callable[[Any, 
 
 def _attrs_unstructure_factory(cls: type[Any], conv: Converter) -> Callable[[Any], Any]:
     overrides: dict[str, Any] = {
-        f.name: override(rename=wire_name(f), omit_if_default=f.default is None)
+        f.name: override(
+            rename=wire_name(f),
+            omit_if_default=f.default is None,
+            unstruct_hook=f.metadata.get(_UNSTRUCTURE),
+        )
         for f in attrs.fields(cls)
     }
-    return make_dict_unstructure_fn(cls, conv, **overrides)
+    return make_dict_unstructure_fn(cls, conv, _cattrs_include_init_false=True, **overrides)
 
 
 def _is_str_int_union(tp: object) -> bool:
@@ -295,6 +320,15 @@ def dumps_bytes(obj: object) -> bytes:
 def dumps(obj: object) -> str:
     """Encode a model (or plain data) as a compact JSON text frame."""
     return orjson.dumps(converter.unstructure(obj)).decode()
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line account of a structuring error, naming the failing attribute when known."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_error(inner) for inner in exc.exceptions)
+    notes = getattr(exc, "__notes__", None)
+    where = f" ({notes[-1]})" if notes else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def loads(data: str | bytes | bytearray | memoryview) -> Any:

@@ -1,0 +1,268 @@
+"""The private ``order`` channel and the order notices that arrive as events.
+
+An ``order`` frame carries one or more notices, told apart by their ``notice`` field:
+:class:`OrderOpened`, :class:`OrderModified`, :class:`OrderClosed`, :class:`OrderRejected` and
+:class:`OrderMatched`. The later API adds two notices that arrive as events rather than channel
+frames: :class:`OrderFailureNotice` (``event`` ``CANCEL``/``AMEND`` with ``data``: a cancel or
+amend that came too late) and :class:`CancelAllNotice` (``event`` ``CANCEL`` without ``data``: a
+REST cancel-all went through). Both are routed to the order channel.
+
+Field spellings seen in the documents are all accepted: ``clientOrderID``, ``matchID`` and
+``ordertype`` beside the camelCase names, ``STOP_LIMIT``/``STOP LIMIT`` for ``STOP``, booleans
+as ``"False"``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, TypeAlias
+
+import attrs
+
+from flexconn.models.base import ChannelUpdate
+from flexconn.models.enums import MatchType, OrderStatus, OrderType, Side, TimeInForce
+from flexconn.models.replies import OrderAction
+from flexconn.protocol.codec import converter, ms_to_datetime, wire
+
+__all__ = [
+    "CancelAllNotice",
+    "FailedOrder",
+    "OrderClosed",
+    "OrderEvent",
+    "OrderFailureNotice",
+    "OrderMatched",
+    "OrderModified",
+    "OrderOpened",
+    "OrderRejected",
+    "OrderUpdate",
+]
+
+_CLIENT_ORDER_ID = wire(aliases=("clientOrderID",))
+_ORDER_TYPE = wire(aliases=("ordertype",))
+
+
+class _Timed:
+    __slots__ = ()
+    timestamp: int
+
+    @property
+    def time(self) -> datetime:
+        """``timestamp`` as an aware UTC datetime."""
+        return ms_to_datetime(self.timestamp)
+
+
+@attrs.frozen(kw_only=True)
+class OrderOpened(_Timed):
+    """An order is now working (also the replacement after a queue-changing modify)."""
+
+    account_id: int | None = None
+    market_code: str
+    order_id: int
+    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
+    order_type: OrderType = attrs.field(metadata=_ORDER_TYPE)
+    side: Side
+    quantity: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    status: OrderStatus
+    timestamp: int
+    is_triggered: bool | None = None
+    notice: str = attrs.field(default="OrderOpened", init=False)
+
+
+@attrs.frozen(kw_only=True)
+class OrderModified(_Timed):
+    """An order's quantity was reduced in place (same order id, same queue position)."""
+
+    account_id: int | None = None
+    market_code: str
+    order_id: int
+    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
+    order_type: OrderType = attrs.field(metadata=_ORDER_TYPE)
+    side: Side
+    quantity: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    status: OrderStatus
+    timestamp: int
+    is_triggered: bool | None = None
+    notice: str = attrs.field(default="OrderModified", init=False)
+
+
+@attrs.frozen(kw_only=True)
+class OrderClosed(_Timed):
+    """An order left the book without (further) fills; ``status`` says why."""
+
+    account_id: int | None = None
+    market_code: str
+    order_id: int
+    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
+    order_type: OrderType = attrs.field(metadata=_ORDER_TYPE)
+    side: Side
+    quantity: Decimal
+    remain_quantity: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    status: OrderStatus
+    timestamp: int
+    is_triggered: bool | None = None
+    notice: str = attrs.field(default="OrderClosed", init=False)
+
+
+@attrs.frozen(kw_only=True)
+class OrderRejected(_Timed):
+    """The engine refused an order, cancel or modify; often without market or order id."""
+
+    account_id: int | None = None
+    market_code: str | None = None
+    order_id: int | None = None
+    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
+    order_type: OrderType | None = attrs.field(default=None, metadata=_ORDER_TYPE)
+    side: Side | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    status: OrderStatus
+    timestamp: int
+    notice: str = attrs.field(default="OrderRejected", init=False)
+
+
+@attrs.frozen(kw_only=True)
+class OrderMatched(_Timed):
+    """An order traded ``match_quantity`` at ``match_price`` (one notice per match)."""
+
+    account_id: int | None = None
+    market_code: str
+    order_id: int
+    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
+    order_type: OrderType = attrs.field(metadata=_ORDER_TYPE)
+    side: Side
+    quantity: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    match_id: int = attrs.field(metadata=wire(aliases=("matchID",)))
+    match_price: Decimal
+    match_quantity: Decimal
+    order_match_type: MatchType
+    remain_quantity: Decimal
+    fees: Decimal
+    fee_instrument_id: str
+    status: OrderStatus
+    timestamp: int
+    is_triggered: bool | None = None
+    notice: str = attrs.field(default="OrderMatched", init=False)
+
+
+#: One item of an ``order`` frame.
+OrderEvent: TypeAlias = OrderOpened | OrderModified | OrderClosed | OrderRejected | OrderMatched
+
+_BY_NOTICE: dict[str, type[OrderEvent]] = {
+    "OrderOpened": OrderOpened,
+    "OrderModified": OrderModified,
+    "OrderClosed": OrderClosed,
+    "OrderRejected": OrderRejected,
+    "OrderMatched": OrderMatched,
+}
+
+
+def _structure_order_event(obj: Any, _: object) -> OrderEvent:
+    cls = _BY_NOTICE.get(obj["notice"])
+    if cls is None:
+        raise ValueError(f"unknown order notice {obj['notice']!r}")
+    result: OrderEvent = converter.structure(obj, cls)
+    return result
+
+
+converter.register_structure_hook_func(lambda tp: tp == OrderEvent, _structure_order_event)
+
+
+@attrs.frozen(kw_only=True)
+class OrderUpdate(ChannelUpdate[OrderEvent]):
+    """An ``order`` channel frame; notices without a market code route to ``order:all``."""
+
+    WILDCARD: ClassVar[bool] = True
+
+    data: tuple[OrderEvent, ...]
+    table: str = attrs.field(default="order", init=False)
+
+    @property
+    def channel(self) -> str:
+        return "order"
+
+    def selector(self, item: OrderEvent) -> str:
+        return item.market_code or "all"
+
+
+@attrs.frozen(kw_only=True)
+class FailedOrder:
+    """The order state a failure notice reports (engine field names, all optional)."""
+
+    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
+    order_id: int | None = attrs.field(default=None, metadata=wire(aliases=("orderID",)))
+    market_code: str | None = None
+    side: Side | None = None
+    order_type: OrderType | None = attrs.field(default=None, metadata=_ORDER_TYPE)
+    price: Decimal | None = None
+    quantity: Decimal | None = None
+    display_quantity: Decimal | None = None
+    remain_quantity: Decimal | None = None
+    last_match_price: Decimal | None = None
+    last_match_quantity: Decimal | None = None
+    last_matched_order_id: int | None = None
+    last_matched_order_id2: int | None = None
+    matched_id: int | None = None
+    matched_type: MatchType | None = None
+    status: OrderStatus | None = None
+    #: The engine's name for time in force.
+    time_condition: TimeInForce | None = None
+    timestamp_epoch_ms: int | None = None
+    is_triggered: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OrderFailureNotice:
+    """A cancel (``event`` ``CANCEL``) or modify (``AMEND``) the engine could not apply.
+
+    Typically the order had already filled or been cancelled; ``data.status`` says which rule
+    (``REJECT_CANCEL_ORDER_ID_NOT_FOUND``...). Routed to ``order:<marketCode>``.
+    """
+
+    event: str
+    submitted: bool = False
+    code: str | None = None
+    message: str | None = None
+    timestamp: int | None = None
+    data: FailedOrder
+
+    @property
+    def action(self) -> OrderAction:
+        """``CANCEL`` for a failed cancel, ``MODIFY`` for a failed amend."""
+        return OrderAction.CANCEL if self.event.upper() == "CANCEL" else OrderAction.MODIFY
+
+    @property
+    def market_code(self) -> str | None:
+        return self.data.market_code
+
+
+@attrs.frozen(kw_only=True)
+class CancelAllNotice:
+    """``event`` ``CANCEL`` without data: a cancel-all (REST or GUI) was carried out.
+
+    Routed to ``order:all``.
+    """
+
+    submitted: bool
+    timestamp: int | None = None
+    code: str | None = None
+    message: str | None = None
+    event: str = attrs.field(default="CANCEL", init=False)
