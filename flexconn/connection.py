@@ -1,0 +1,731 @@
+"""``open_connection``: the supervisor of one CoinFLEX WebSocket, across reconnects.
+
+Design note. A :class:`Connection` owns three kinds of task, all inside one nursery:
+
+* the *supervisor* runs sessions in a loop. A session is one socket: connect, log in, deliver a
+  :class:`~flexconn.feeds.StreamRestarted` marker to every feed (after a reconnect), resubscribe
+  every active channel in one combined ``subscribe`` command, then wait until the socket dies.
+  Between sessions it backs off (first retry immediate, then capped exponential with full jitter)
+  and respects the exchange's limit on new connections. Fatal errors (a refused API key or
+  signature) end the connection with that error instead of retrying in a storm.
+* per session, a *reader* decodes every frame (sans-IO, :func:`flexconn.protocol.decode`) and
+  routes it: command replies resolve their waiters, channel updates go to the feeds, everything
+  else to the :meth:`Connection.events` stream.
+* per session, a *heartbeat* pings on an interval and declares the socket dead when neither a pong
+  nor any other frame arrives in time, which catches half-open connections TCP does not notice.
+
+The state machine of a session is linear and every step has a timeout::
+
+    CONNECTING -> [LOGGING_IN ->] SUBSCRIBING -> CONNECTED -> (dead) -> RECONNECTING -> CONNECTING
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from flexconn.auth import Credentials
+from flexconn.channels import Channel
+from flexconn.config import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_RECONNECT,
+    DEFAULT_TIMEOUTS,
+    Backpressure,
+    Heartbeat,
+    PingStyle,
+    ReconnectPolicy,
+    Timeouts,
+)
+from flexconn.errors import (
+    AuthenticationError,
+    ConnectionClosed,
+    ExchangeError,
+    FlexconnError,
+    HeartbeatTimeout,
+    RemoteProtocolError,
+    ReplyTimeout,
+    SubscriptionError,
+    TransportError,
+)
+from flexconn.feeds import Feed, FeedStatistics, StreamRestarted
+from flexconn.protocol import routing
+from flexconn.protocol.decode import decode
+from flexconn.protocol.encode import encode
+from flexconn.ratelimit import TokenBucket
+from flexconn.transport import Transport, TransportFactory, check_url, open_trio_websocket
+
+__all__ = [
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionState",
+    "ConnectionStatistics",
+    "connect",
+    "open_connection",
+]
+
+log = logging.getLogger("flexconn.connection")
+T = TypeVar("T")
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    LOGGING_IN = "logging_in"
+    SUBSCRIBING = "subscribing"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionEvent:
+    """Something the caller may want to know about: a state change or an odd frame.
+
+    Attributes:
+        kind: ``"state"``, ``"unknown_message"`` or ``"malformed_frame"``.
+        state: the new state, for ``"state"`` events.
+        detail: a human-readable explanation (never contains secrets).
+        payload: the unknown message or the raw malformed frame, so nothing is lost.
+    """
+
+    kind: str
+    state: ConnectionState | None = None
+    detail: str = ""
+    payload: object = None
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionStatistics:
+    """Counters for one connection (contains no credentials)."""
+
+    state: ConnectionState
+    url: str
+    authenticated: bool
+    frames_in: int
+    frames_out: int
+    bytes_in: int
+    bytes_out: int
+    reconnects: int
+    malformed_frames: int
+    unknown_messages: int
+    feeds: tuple[FeedStatistics, ...]
+    last_message_age: dict[str, float]
+
+
+class _Fatal(Exception):
+    """Internal: wraps an error that must end the connection instead of a reconnect."""
+
+    def __init__(self, error: FlexconnError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def _unwrapped() -> Iterator[None]:
+    """Re-raise a lone exception out of the ExceptionGroup a nursery wraps it in."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+class _Subscription:
+    """One exchange channel and the consumers sharing it."""
+
+    def __init__(self, channel: Channel[Any]) -> None:
+        self.channel = channel
+        self.feeds: list[Feed[Any]] = []
+        self.acked = False
+
+
+class Connection:
+    """A live, self-healing CoinFLEX WebSocket connection. Create it with :func:`open_connection`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: Credentials | None,
+        heartbeat: Heartbeat,
+        reconnect: ReconnectPolicy,
+        timeouts: Timeouts,
+        ssl_context: ssl.SSLContext | None,
+        transport: TransportFactory,
+        seed: int | None,
+    ) -> None:
+        self.url = url
+        self._credentials = credentials
+        self._heartbeat = heartbeat
+        self._policy = reconnect
+        self._timeouts = timeouts
+        self._ssl_context = ssl_context
+        self._transport_factory = transport
+        self._rng = random.Random(seed)
+        self._state = ConnectionState.CONNECTING
+        self._state_changed = trio.Event()
+        self._ws: Transport | None = None
+        self._send_lock = trio.Lock()
+        self._tags = itertools.count(1)
+        self._subs: dict[str, _Subscription] = {}
+        self._waiters: dict[str, _Waiter] = {}
+        self._events: list[Feed[ConnectionEvent]] = []
+        self._cancel_scope = trio.CancelScope()
+        self._bucket = self._new_bucket()
+        self._connect_stamps: list[float] = []
+        self._last_inbound = 0.0
+        self._delivering = False
+        self._pong = trio.Event()
+        self._failure: FlexconnError | None = None
+        self._session_connected = False
+        self._sessions_connected = 0
+        self._session_nursery: trio.Nursery | None = None
+        self._counters = dict.fromkeys(
+            (
+                "frames_in",
+                "frames_out",
+                "bytes_in",
+                "bytes_out",
+                "reconnects",
+                "malformed",
+                "unknown",
+            ),
+            0,
+        )
+
+    # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def authenticated(self) -> bool:
+        return self._credentials is not None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.url} {self._state.value} authenticated={self.authenticated}>"
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        channel: Channel[T],
+        *,
+        policy: Backpressure | None = None,
+        capacity: int | None = None,
+    ) -> AsyncIterator[Feed[T]]:
+        """Subscribe to ``channel`` and yield a feed of its typed messages.
+
+        Consumers of the same channel share one exchange subscription; each gets every message.
+        The exchange is asked only when the first consumer arrives, and told to stop when the last
+        one leaves.
+
+        Args:
+            channel: from :mod:`flexconn.channels`, e.g. ``channels.depth("BTC-USD-SWAP-LIN")``.
+            policy: backpressure policy; defaults to ``LATEST`` for depth, ticker, candles and
+                market, ``BLOCK`` for the rest.
+            capacity: the feed's buffer size (default 1 for ``LATEST``, 1024 otherwise).
+
+        Raises:
+            SubscriptionError: the exchange refused the subscription.
+            ConnectionClosed: the connection has ended.
+        """
+        if self._state is ConnectionState.CLOSED:
+            raise ConnectionClosed("connection is closed")
+        if channel.private and self._credentials is None:
+            raise SubscriptionError(
+                None, f"{channel} is private: open the connection with credentials"
+            )
+        policy = policy or (Backpressure.LATEST if channel.conflatable else Backpressure.BLOCK)
+        if capacity is None:
+            capacity = 1 if policy is Backpressure.LATEST else 1024
+        feed: Feed[T] = Feed(channel.wire, policy=policy, capacity=capacity, on_close=self._detach)
+        key = channel.wire
+        sub = self._subs.get(key)
+        first = sub is None
+        if sub is None:
+            sub = self._subs[key] = _Subscription(channel)
+        sub.feeds.append(feed)
+        try:
+            if first and self._state is ConnectionState.CONNECTED:
+                await self._subscribe_now([key])
+            yield feed
+        finally:
+            feed.close()
+
+    @asynccontextmanager
+    async def events(self, *, capacity: int = 256) -> AsyncIterator[Feed[ConnectionEvent]]:
+        """A feed of :class:`ConnectionEvent`: state changes, unknown messages, malformed frames."""
+        feed: Feed[ConnectionEvent] = Feed(
+            "events",
+            policy=Backpressure.LATEST,
+            capacity=capacity,
+            on_close=lambda f: self._events.remove(f),
+        )
+        self._events.append(feed)
+        try:
+            yield feed
+        finally:
+            feed.close()
+
+    async def wait_state(self, state: ConnectionState) -> None:
+        """Wait until the connection is in ``state``."""
+        while self._state is not state:
+            await self._state_changed.wait()
+
+    def stats(self) -> ConnectionStatistics:
+        now = trio.current_time()
+        feeds = tuple(f.statistics() for sub in self._subs.values() for f in sub.feeds)
+        ages = {s.channel: now - s.last_item_at for s in feeds if s.last_item_at is not None}
+        c = self._counters
+        return ConnectionStatistics(
+            state=self._state,
+            url=self.url,
+            authenticated=self.authenticated,
+            frames_in=c["frames_in"],
+            frames_out=c["frames_out"],
+            bytes_in=c["bytes_in"],
+            bytes_out=c["bytes_out"],
+            reconnects=c["reconnects"],
+            malformed_frames=c["malformed"],
+            unknown_messages=c["unknown"],
+            feeds=feeds,
+            last_message_age=ages,
+        )
+
+    async def send_raw(self, text: str) -> None:
+        """Send one already-encoded command, rate limited; raises ``ConnectionClosed`` if down."""
+        ws = self._ws
+        if ws is None or self._state not in (
+            ConnectionState.CONNECTED,
+            ConnectionState.SUBSCRIBING,
+            ConnectionState.LOGGING_IN,
+        ):
+            raise ConnectionClosed("not connected")
+        await self._take_token()
+        async with self._send_lock:
+            await ws.send(text)
+        self._counters["frames_out"] += 1
+        self._counters["bytes_out"] += len(text)
+
+    async def aclose(self) -> None:
+        """Close the connection and stop every task it owns; idempotent."""
+        self._cancel_scope.cancel()
+        await trio.lowlevel.checkpoint()
+
+    # -- supervisor ------------------------------------------------------------------------------
+
+    async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
+        pending_start: trio.TaskStatus[None] | None = task_status
+        attempt = 0
+        reason = ""
+        try:
+            with self._cancel_scope:
+                while True:
+                    connected = False
+                    try:
+                        connected = await self._session(pending_start, reason)
+                    except _Fatal as fatal:
+                        raise fatal.error from None
+                    except (TransportError, RemoteProtocolError, ExchangeError) as exc:
+                        reason = str(exc) or type(exc).__name__
+                        log.info("connection to %s lost: %s", self.url, reason)
+                        if self._session_connected:
+                            connected = True
+                        if pending_start is not None and attempt + 1 >= (
+                            self._policy.max_initial_attempts
+                        ):
+                            raise
+                    if connected:
+                        pending_start = None
+                        attempt = 0
+                    else:
+                        attempt += 1
+                        limit = self._policy.max_attempts
+                        if pending_start is None and limit is not None and attempt >= limit:
+                            raise ConnectionClosed(f"gave up reconnecting: {reason}")
+                    self._set_state(ConnectionState.RECONNECTING, reason)
+                    await self._backoff(attempt)
+        except FlexconnError as exc:
+            self._failure = exc
+            raise
+        finally:
+            self._set_state(ConnectionState.CLOSED)
+            self._ws = None
+            for sub in self._subs.values():
+                for feed in sub.feeds:
+                    feed.end(self._failure)
+            for feed in self._events:
+                feed.end()
+
+    async def _backoff(self, attempt: int) -> None:
+        await trio.sleep(self._policy.delay(attempt, self._rng))
+        # The exchange allows so many new connections per minute: wait for the oldest to age out.
+        window = 60.0
+        now = trio.current_time()
+        self._connect_stamps = [t for t in self._connect_stamps if now - t < window]
+        if len(self._connect_stamps) >= self._policy.max_connects_per_minute:
+            await trio.sleep_until(self._connect_stamps[0] + window)
+
+    async def _session(self, task_status: trio.TaskStatus[None] | None, reason: str) -> bool:
+        """Run one socket until it dies; returns whether it reached CONNECTED."""
+        self._session_connected = False
+        self._set_state(ConnectionState.CONNECTING)
+        self._connect_stamps.append(trio.current_time())
+        self._bucket = self._new_bucket(authenticated=False)
+        async with self._transport_factory(
+            self.url,
+            ssl_context=self._ssl_context,
+            connect_timeout=self._policy.connect_timeout,
+        ) as ws:
+            self._ws = ws
+            self._last_inbound = trio.current_time()
+            try:
+                with _unwrapped():
+                    async with trio.open_nursery() as nursery:
+                        self._session_nursery = nursery
+                        nursery.start_soon(self._reader, ws)
+                        nursery.start_soon(self._heartbeat_loop, ws)
+                        await self._handshake(reason)
+                        self._session_connected = True
+                        self._set_state(ConnectionState.CONNECTED)
+                        if task_status is not None:
+                            task_status.started()
+            finally:
+                self._ws = None
+                self._session_nursery = None
+                for waiter in self._waiters.values():
+                    waiter.fail(ConnectionClosed("connection lost"))
+                self._waiters.clear()
+        return self._session_connected
+
+    async def _handshake(self, reason: str) -> None:
+        if self._credentials is not None:
+            self._set_state(ConnectionState.LOGGING_IN)
+            await self._login(self._credentials)
+            self._bucket = self._new_bucket(authenticated=True)
+        if self._sessions_connected:
+            self._counters["reconnects"] += 1
+            marker_count = self._counters["reconnects"]
+            for sub in list(self._subs.values()):
+                for feed in list(sub.feeds):
+                    await feed.put(
+                        StreamRestarted(
+                            channel=sub.channel.wire, reconnects=marker_count, reason=reason
+                        )
+                    )
+        self._sessions_connected += 1
+        self._set_state(ConnectionState.SUBSCRIBING)
+        for sub in self._subs.values():
+            sub.acked = False
+        if self._subs:
+            await self._subscribe_now(list(self._subs))
+
+    async def _login(self, credentials: Credentials) -> None:
+        tag = next(self._tags)
+        request = routing.login_request(credentials, timestamp_ms=_now_ms(), tag=tag)
+        waiter = self._expect("login")
+        await self.send_raw(encode(request))
+        try:
+            with _reply_deadline(self._timeouts.login, "login"):
+                await waiter.wait()
+        except ExchangeError as exc:
+            raise _Fatal(
+                exc
+                if isinstance(exc, AuthenticationError)
+                else AuthenticationError(exc.code, exc.message)
+            ) from None
+
+    async def _subscribe_now(self, keys: Sequence[str]) -> None:
+        waiters = {key: self._expect(f"subscribe:{key}") for key in keys}
+        await self.send_raw(encode(routing.subscribe_request(keys, tag=next(self._tags))))
+        errors: list[ExchangeError] = []
+        with _reply_deadline(self._timeouts.subscribe, "subscribe"):
+            for key, waiter in waiters.items():
+                try:
+                    await waiter.wait()
+                    sub = self._subs.get(key)
+                    if sub is not None:
+                        sub.acked = True
+                except ExchangeError as exc:
+                    errors.append(SubscriptionError(exc.code, f"{key}: {exc.message}"))
+                    self._drop_subscription(key, errors[-1])
+        if errors:
+            raise errors[0]
+
+    async def _unsubscribe_now(self, key: str) -> None:
+        if self._state is not ConnectionState.CONNECTED:
+            return
+        waiter = self._expect(f"unsubscribe:{key}")
+        with trio.move_on_after(self._timeouts.subscribe):
+            try:
+                await self.send_raw(
+                    encode(routing.unsubscribe_request([key], tag=next(self._tags)))
+                )
+                await waiter.wait()
+            except (ExchangeError, ConnectionClosed) as exc:
+                log.info("unsubscribe from %s failed: %s", key, exc)
+        self._waiters.pop(f"unsubscribe:{key}", None)
+
+    def _detach(self, feed: Feed[Any]) -> None:
+        sub = self._subs.get(feed.channel)
+        if sub is None or feed not in sub.feeds:
+            return
+        sub.feeds.remove(feed)
+        if not sub.feeds:
+            del self._subs[feed.channel]
+            if self._state is ConnectionState.CONNECTED and sub.acked:
+                self._spawn_unsubscribe(feed.channel)
+
+    def _spawn_unsubscribe(self, key: str) -> None:
+        nursery = self._session_nursery
+        if nursery is not None:
+            nursery.start_soon(self._unsubscribe_now, key)
+
+    def _drop_subscription(self, key: str, error: FlexconnError) -> None:
+        sub = self._subs.pop(key, None)
+        if sub is not None:
+            for feed in sub.feeds:
+                feed.end(error)
+
+    # -- reader and heartbeat --------------------------------------------------------------------
+
+    async def _reader(self, ws: Transport) -> None:
+        while True:
+            frame = await ws.receive()
+            self._last_inbound = trio.current_time()
+            self._counters["frames_in"] += 1
+            self._counters["bytes_in"] += len(frame)
+            try:
+                message = decode(frame)
+            except RemoteProtocolError as exc:
+                self._counters["malformed"] += 1
+                log.warning("malformed frame from %s: %s", self.url, exc)
+                self._emit(
+                    ConnectionEvent(kind="malformed_frame", detail=str(exc), payload=exc.raw)
+                )
+                continue
+            await self._dispatch(message)
+
+    async def _dispatch(self, message: object) -> None:
+        reply = routing.classify_reply(message)
+        if reply is not None:
+            key, error = reply
+            if key == "pong":
+                self._pong.set()
+                return
+            waiter = self._waiters.pop(key, None)
+            if waiter is None and key == "error":
+                waiter = self._oldest_waiter()
+            if waiter is not None:
+                waiter.resolve(error)
+                return
+            if error is not None:
+                log.warning("unsolicited error reply: %s", error)
+            self._emit(ConnectionEvent(kind="unsolicited_reply", detail=key, payload=message))
+            return
+        routed = routing.route(message)
+        if routed is None:
+            self._counters["unknown"] += 1
+            self._emit(ConnectionEvent(kind="unknown_message", payload=message))
+            return
+        for key, item in routed:
+            for wildcard in routing.subscription_keys(key):
+                sub = self._subs.get(wildcard)
+                if sub is None:
+                    continue
+                for feed in list(sub.feeds):
+                    if not feed.put_nowait(item):
+                        self._delivering = True
+                        try:
+                            await feed.put(item)
+                        finally:
+                            self._delivering = False
+
+    async def _heartbeat_loop(self, ws: Transport) -> None:
+        hb = self._heartbeat
+        while True:
+            await trio.sleep(hb.interval)
+            sent_at = trio.current_time()
+            with trio.move_on_after(hb.timeout):
+                if hb.style is PingStyle.FRAME:
+                    await ws.ping()
+                else:
+                    self._pong = trio.Event()
+                    await self.send_raw("ping")
+                    await self._pong.wait()
+                continue
+            if self._last_inbound >= sent_at or self._delivering:
+                continue
+            raise HeartbeatTimeout(
+                f"no pong or other traffic within {hb.timeout:g}s of a ping: connection presumed dead"
+            )
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _expect(self, key: str) -> _Waiter:
+        waiter = _Waiter()
+        self._waiters[key] = waiter
+        return waiter
+
+    def _oldest_waiter(self) -> _Waiter | None:
+        for key in list(self._waiters):
+            return self._waiters.pop(key)
+        return None
+
+    def _new_bucket(self, *, authenticated: bool = False) -> TokenBucket:
+        return TokenBucket(50 if authenticated else 1)
+
+    async def _take_token(self) -> None:
+        while not self._bucket.try_take(trio.current_time()):
+            await trio.sleep(self._bucket.delay(trio.current_time()))
+
+    def _set_state(self, state: ConnectionState, detail: str = "") -> None:
+        if state is self._state:
+            return
+        self._state = state
+        self._state_changed.set()
+        self._state_changed = trio.Event()
+        self._emit(ConnectionEvent(kind="state", state=state, detail=detail))
+
+    def _emit(self, event: ConnectionEvent) -> None:
+        for feed in self._events:
+            feed.put_nowait(event)
+
+
+@contextmanager
+def _reply_deadline(seconds: float, what: str) -> Iterator[None]:
+    """Like ``trio.fail_after``, raising :class:`ReplyTimeout` instead of ``TooSlowError``."""
+    try:
+        with trio.fail_after(seconds):
+            yield
+    except trio.TooSlowError:
+        raise ReplyTimeout(f"no reply to {what} within {seconds:g}s") from None
+
+
+class _Waiter:
+    """A one-shot rendezvous for a command reply."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._error: BaseException | None = None
+
+    def resolve(self, error: ExchangeError | None) -> None:
+        self._error = error
+        self._event.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._event.is_set():
+            self._error = error
+            self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+
+
+def _now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+@asynccontextmanager
+async def open_connection(
+    url: str,
+    *,
+    credentials: Credentials | None = None,
+    heartbeat: Heartbeat = DEFAULT_HEARTBEAT,
+    reconnect: ReconnectPolicy = DEFAULT_RECONNECT,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    ssl_context: ssl.SSLContext | None = None,
+    allow_insecure: bool = False,
+    transport: TransportFactory = open_trio_websocket,
+    seed: int | None = None,
+) -> AsyncIterator[Connection]:
+    """Connect (and log in when ``credentials`` are given), yielding a self-healing connection.
+
+    The connection and all its background tasks live inside this block: leaving it, or cancelling
+    it, closes everything. A failure that ends the connection is raised here as itself, never
+    wrapped in an ExceptionGroup.
+
+    Raises:
+        AuthenticationError: the exchange refused the API key or signature.
+        TransportError: the first connection could not be established.
+        ValueError: an insecure ``ws://`` URL to a remote host without ``allow_insecure``.
+    """
+    check_url(url, allow_insecure=allow_insecure)
+    with _unwrapped():
+        async with trio.open_nursery() as nursery:
+            conn = await connect(
+                nursery,
+                url,
+                credentials=credentials,
+                heartbeat=heartbeat,
+                reconnect=reconnect,
+                timeouts=timeouts,
+                ssl_context=ssl_context,
+                allow_insecure=allow_insecure,
+                transport=transport,
+                seed=seed,
+            )
+            try:
+                yield conn
+            finally:
+                await conn.aclose()
+
+
+async def connect(
+    nursery: trio.Nursery,
+    url: str,
+    *,
+    credentials: Credentials | None = None,
+    heartbeat: Heartbeat = DEFAULT_HEARTBEAT,
+    reconnect: ReconnectPolicy = DEFAULT_RECONNECT,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    ssl_context: ssl.SSLContext | None = None,
+    allow_insecure: bool = False,
+    transport: TransportFactory = open_trio_websocket,
+    seed: int | None = None,
+) -> Connection:
+    """Like :func:`open_connection`, for callers who bring their own nursery.
+
+    Returns once connected; close it with :meth:`Connection.aclose`.
+    """
+    check_url(url, allow_insecure=allow_insecure)
+    conn = Connection(
+        url,
+        credentials=credentials,
+        heartbeat=heartbeat,
+        reconnect=reconnect,
+        timeouts=timeouts,
+        ssl_context=ssl_context,
+        transport=transport,
+        seed=seed,
+    )
+    with _unwrapped():
+        await nursery.start(_run, conn)
+    return conn
+
+
+async def _run(conn: Connection, *, task_status: trio.TaskStatus[None]) -> None:
+    await conn._supervise(task_status=task_status)
