@@ -8,7 +8,7 @@ failures and error replies become :mod:`flexconn.errors` exceptions:
   is unknown (401 :class:`AuthenticationError`, 403 :class:`PermissionDenied`, 429
   :class:`RateLimitError`, other 4xx :class:`InvalidRequestError`, 5xx :class:`ServerError`);
 * a connection that cannot be opened becomes :class:`ConnectTimeout` or :class:`TransportError`;
-* a timeout or broken exchange after sending becomes :class:`RequestTimeout` /
+* a timeout or broken exchange after sending becomes :class:`ReplyTimeout` /
   :class:`TransportError` for reads, and :class:`OrderOutcomeUnknown` for calls that change orders
   or deliveries, since the exchange may have acted on them;
 * a 2xx body that does not decode becomes :class:`RemoteProtocolError`.
@@ -46,6 +46,7 @@ from flexconn.errors import (
     PermissionDenied,
     RateLimitError,
     RemoteProtocolError,
+    ReplyTimeout,
     ServerError,
     TransportError,
     ValidationError,
@@ -109,7 +110,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "LIVE_URL",
     "TEST_URL",
-    "RequestTimeout",
     "RestClient",
     "RetryPolicy",
 ]
@@ -124,10 +124,6 @@ DEFAULT_TIMEOUT: Final = 10.0
 
 T = TypeVar("T")
 Item = TypeVar("Item")
-
-
-class RequestTimeout(TransportError):
-    """A REST request got no complete reply within its timeout."""
 
 
 @attrs.frozen(kw_only=True)
@@ -217,7 +213,7 @@ class RestClient:
     Args:
         base_url: the origin, e.g. :data:`TEST_URL` or a simulator's ``rest_url``.
         credentials: the key for private endpoints; public ones work without.
-        timeout: seconds each attempt may take before :class:`RequestTimeout`.
+        timeout: seconds each attempt may take before :class:`ReplyTimeout`.
         rate_limits: the client-side pacing, shared by every call of this client.
         retry: the retry policy of idempotent GETs.
         transport: an httpx transport (tests, proxies); httpx's default when omitted.
@@ -343,7 +339,7 @@ class RestClient:
                 raise OrderOutcomeUnknown(
                     f"{route}: no reply within {self.timeout} s; the exchange may have acted"
                 ) from None
-            raise RequestTimeout(f"{route}: no reply within {self.timeout} s") from None
+            raise ReplyTimeout(f"{route}: no reply within {self.timeout} s") from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             cls = ConnectTimeout if isinstance(exc, httpx.ConnectTimeout) else TransportError
             raise cls(f"{route}: cannot connect: {exc}") from None
