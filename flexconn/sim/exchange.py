@@ -25,7 +25,7 @@ from flexconn.models.enums import OrderStatus
 from flexconn.sim import ws_messages as msg
 from flexconn.sim.accounts import Position
 from flexconn.sim.engine import Engine
-from flexconn.sim.fanout import Fanout
+from flexconn.sim.fanout import Fanout, Subscriber
 from flexconn.sim.faults import Faults
 from flexconn.sim.markets import DEFAULT_MARKETS, MarketSpec
 from flexconn.sim.orders import (
@@ -38,6 +38,7 @@ from flexconn.sim.orders import (
 )
 from flexconn.sim.ratelimit import DEFAULT_RATE_LIMITS, Limiter, RateLimits
 from flexconn.sim.wire import Frame
+from flexconn.sim.ws_channels import Channels
 
 __all__ = ["DEFAULT_DEMO_BALANCES", "ApiKey", "SimExchange", "wall_clock_ms"]
 
@@ -103,6 +104,8 @@ class SimExchange:
         #: Per account, a counter bumped by every order event (balances may have moved).
         self.account_versions: dict[str, int] = {}
         self._books_changed = trio.Event()
+        #: The cadence publishers' state (depth seqNums, cached snapshots).
+        self.channels = Channels(self)
         self.open_account("demo", demo_balances)
         self.demo_key = self.create_api_key("demo", can_trade=True)
         self.read_only_key = self.create_api_key("demo", can_trade=False)
@@ -237,26 +240,30 @@ class SimExchange:
         if not args:
             return
         positions = self.engine.positions(account_id)
-        ts = self.now_ms()
-        for arg, subs in args.items():
-            if arg == "all":
-                entries = [position_entry(p, self.markets) for p in positions.values()]
-            else:
-                if markets is not None and arg not in markets:
-                    continue
-                position = positions.get(arg)
-                entries = [position_entry(position, self.markets)] if position else []
-            frame = Frame(
-                msg.dumps(
-                    {
-                        "table": "position",
-                        "accountId": account_id,
-                        "timestamp": str(ts),
-                        "data": entries,
-                    }
-                )
-            )
-            self.fanout.send(subs, frame)
+        for arg, subs in list(args.items()):
+            if arg != "all" and markets is not None and arg not in markets:
+                continue
+            self.fanout.send(subs, self._position_frame(account_id, arg, positions))
+
+    def push_positions_to(self, sub: Subscriber, account_id: str, arg: str) -> None:
+        """Push the current ``position:<arg>`` message to one (new) subscriber."""
+        sub.push(self._position_frame(account_id, arg, self.engine.positions(account_id)))
+
+    def _position_frame(
+        self, account_id: str, arg: str, positions: Mapping[str, Position]
+    ) -> Frame:
+        if arg == "all":
+            entries = [position_entry(p, self.markets) for p in positions.values()]
+        else:
+            position = positions.get(arg)
+            entries = [position_entry(position, self.markets)] if position is not None else []
+        body = {
+            "table": "position",
+            "accountId": account_id,
+            "timestamp": str(self.now_ms()),
+            "data": entries,
+        }
+        return Frame(msg.dumps(body))
 
     def broadcast_cancel_notice(self, account_id: str) -> None:
         """Send ``{"event":"CANCEL","submitted":true,...}`` to the account's logged-in sockets
@@ -277,6 +284,8 @@ class SimExchange:
         if not self.dirty_markets:
             await self._books_changed.wait()
         self._books_changed = trio.Event()
+        #: The cadence publishers' state (depth seqNums, cached snapshots).
+        self.channels = Channels(self)
 
 
 def position_entry(position: Position, markets: Mapping[str, MarketSpec]) -> dict[str, str]:
