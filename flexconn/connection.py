@@ -158,7 +158,7 @@ class _Subscription:
 
 
 class Connection:
-    """A live, self-healing CoinFLEX WebSocket connection. Create it with :func:`open_connection`."""
+    """A live, self-healing CoinFLEX WebSocket connection. See :func:`open_connection`."""
 
     def __init__(
         self,
@@ -576,7 +576,7 @@ class Connection:
             if self._last_inbound >= sent_at or self._delivering:
                 continue
             raise HeartbeatTimeout(
-                f"no pong or other traffic within {hb.timeout:g}s of a ping: connection presumed dead"
+                f"no pong or other traffic within {hb.timeout:g}s of a ping: presumed dead"
             )
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -595,7 +595,8 @@ class Connection:
         return TokenBucket(50 if authenticated else 1)
 
     async def _take_token(self) -> None:
-        while not self._bucket.try_take(trio.current_time()):
+        # The bucket is refilled by time alone, so sleeping until it has a token is exact.
+        while not self._bucket.try_take(trio.current_time()):  # noqa: ASYNC110
             await trio.sleep(self._bucket.delay(trio.current_time()))
 
     def _set_state(self, state: ConnectionState, detail: str = "") -> None:
