@@ -25,15 +25,17 @@ import itertools
 import logging
 import random
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
 
 from flexconn.auth import Credentials
+from flexconn.book import OrderBook
 from flexconn.channels import Channel
 from flexconn.config import (
     DEFAULT_HEARTBEAT,
@@ -57,6 +59,9 @@ from flexconn.errors import (
     TransportError,
 )
 from flexconn.feeds import Feed, FeedStatistics, StreamRestarted
+from flexconn.models.enums import DepthLevel
+from flexconn.models.market import DepthUpdate, Trade, TradeUpdate
+from flexconn.models.rest import PublicTrade as RestPublicTrade
 from flexconn.protocol import routing
 from flexconn.protocol.decode import decode
 from flexconn.protocol.encode import encode
@@ -68,6 +73,8 @@ __all__ = [
     "ConnectionEvent",
     "ConnectionState",
     "ConnectionStatistics",
+    "LiveOrderBook",
+    "TradeBackfill",
     "connect",
     "open_connection",
 ]
@@ -155,6 +162,32 @@ class _Subscription:
         self.channel = channel
         self.feeds: list[Feed[Any]] = []
         self.acked = False
+        # Trade backfill: where to fetch missed trades, what was last seen, and live updates held
+        # back while a backfill runs so that delivery stays in trade order without duplicates.
+        self.backfill: TradeBackfill | None = None
+        self.last_trade_time: int | None = None
+        self.seen_trade_ids: deque[int] = deque(maxlen=4096)
+        self.held: list[Any] | None = None
+
+    def remember_trades(self, update: TradeUpdate) -> TradeUpdate | None:
+        """Record ``update``'s trades; return it without already-seen trades (None if empty)."""
+        seen = set(self.seen_trade_ids)
+        fresh = tuple(t for t in update.data if t.trade_id not in seen)
+        for trade in fresh:
+            self.seen_trade_ids.append(trade.trade_id)
+            if self.last_trade_time is None or trade.timestamp > self.last_trade_time:
+                self.last_trade_time = trade.timestamp
+        if not fresh:
+            return None
+        return update if len(fresh) == len(update.data) else attrs.evolve(update, data=fresh)
+
+
+class TradeBackfill(Protocol):
+    """What trade backfill needs: :class:`flexconn.rest.RestClient` provides it."""
+
+    def iter_public_trades(
+        self, market_code: str, *, start_time: int, end_time: int
+    ) -> AsyncIterator[RestPublicTrade]: ...
 
 
 class Connection:
@@ -231,6 +264,7 @@ class Connection:
         *,
         policy: Backpressure | None = None,
         capacity: int | None = None,
+        backfill: TradeBackfill | None = None,
     ) -> AsyncIterator[Feed[T]]:
         """Subscribe to ``channel`` and yield a feed of its typed messages.
 
@@ -243,6 +277,9 @@ class Connection:
             policy: backpressure policy; defaults to ``LATEST`` for depth, ticker, candles and
                 market, ``BLOCK`` for the rest.
             capacity: the feed's buffer size (default 1 for ``LATEST``, 1024 otherwise).
+            backfill: for ``trade`` channels, a REST client: after a reconnect the trades missed
+                during the drop are fetched and delivered (after the continuity marker, before
+                live trades, without duplicates).
 
         Raises:
             SubscriptionError: the exchange refused the subscription.
@@ -263,6 +300,10 @@ class Connection:
         first = sub is None
         if sub is None:
             sub = self._subs[key] = _Subscription(channel)
+        if backfill is not None:
+            if channel.name != "trade":
+                raise ValueError("backfill is only available for trade channels")
+            sub.backfill = backfill
         sub.feeds.append(feed)
         try:
             if first and self._state is ConnectionState.CONNECTED:
@@ -285,6 +326,46 @@ class Connection:
             yield feed
         finally:
             feed.close()
+
+    @asynccontextmanager
+    async def order_book(
+        self, market_code: str, *, level: DepthLevel = DepthLevel.L25, levels: int | None = None
+    ) -> AsyncIterator[LiveOrderBook]:
+        """Keep a live local book of ``market_code`` from its depth channel for this block.
+
+        Every snapshot replaces the book once its sequence number and checksum check out. After a
+        reconnect the book is invalid until the first fresh snapshot; after repeated checksum
+        failures the channel is resubscribed.
+        """
+        from flexconn import channels
+
+        live = LiveOrderBook(OrderBook(market_code, levels=levels))
+        channel = channels.depth(market_code, level)
+        async with self.subscribe(channel) as feed, trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_book, live, feed, channel)
+            try:
+                yield live
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _keep_book(
+        self, live: LiveOrderBook, feed: Feed[DepthUpdate], channel: Channel[DepthUpdate]
+    ) -> None:
+        failures = 0
+        async for message in feed:
+            if isinstance(message, StreamRestarted):
+                live.book.invalidate()
+                live.changed()
+                continue
+            for snapshot in message.data:
+                check = live.book.apply(snapshot)
+                failures = 0 if check.accepted else failures + (check.problem == "checksum")
+            live.changed()
+            if failures >= 3 and self._state is ConnectionState.CONNECTED:
+                failures = 0
+                log.warning("%s: repeated checksum failures, resubscribing", channel)
+                await self._unsubscribe_now(channel.wire)
+                await self._subscribe_now([channel.wire])
 
     async def wait_state(self, state: ConnectionState) -> None:
         """Wait until the connection is in ``state``."""
@@ -432,12 +513,22 @@ class Connection:
                             channel=sub.channel.wire, reconnects=marker_count, reason=reason
                         )
                     )
+        backfills = [
+            sub
+            for sub in self._subs.values()
+            if sub.backfill is not None and self._sessions_connected
+        ]
+        for sub in backfills:
+            sub.held = []
         self._sessions_connected += 1
         self._set_state(ConnectionState.SUBSCRIBING)
         for sub in self._subs.values():
             sub.acked = False
         if self._subs:
             await self._subscribe_now(list(self._subs))
+        for sub in backfills:
+            if self._session_nursery is not None:
+                self._session_nursery.start_soon(self._backfill_trades, sub)
 
     async def _login(self, credentials: Credentials) -> None:
         tag = next(self._tags)
@@ -552,13 +643,57 @@ class Connection:
                 sub = self._subs.get(wildcard)
                 if sub is None:
                     continue
-                for feed in list(sub.feeds):
-                    if not feed.put_nowait(item):
-                        self._delivering = True
-                        try:
-                            await feed.put(item)
-                        finally:
-                            self._delivering = False
+                if sub.held is not None:
+                    sub.held.append(item)
+                    continue
+                if isinstance(item, TradeUpdate) and sub.backfill is not None:
+                    item = sub.remember_trades(item)
+                    if item is None:
+                        continue
+                await self._deliver(sub, item)
+
+    async def _deliver(self, sub: _Subscription, item: object) -> None:
+        for feed in list(sub.feeds):
+            if not feed.put_nowait(item):
+                self._delivering = True
+                try:
+                    await feed.put(item)
+                finally:
+                    self._delivering = False
+
+    async def _backfill_trades(self, sub: _Subscription) -> None:
+        """Deliver the trades missed while disconnected, then the live ones held meanwhile."""
+        assert sub.backfill is not None and sub.held is not None
+        market = sub.channel.selector
+        start = sub.last_trade_time
+        try:
+            if start is not None:
+                missed: list[Trade] = []
+                async for trade in sub.backfill.iter_public_trades(
+                    market, start_time=start, end_time=_now_ms()
+                ):
+                    missed.append(
+                        Trade(
+                            market_code=market,
+                            trade_id=trade.match_id,
+                            price=trade.match_price,
+                            quantity=trade.match_quantity,
+                            side=trade.side,
+                            timestamp=trade.match_timestamp,
+                        )
+                    )
+                update = sub.remember_trades(TradeUpdate(data=tuple(missed)))
+                if update is not None:
+                    await self._deliver(sub, update)
+        except FlexconnError as exc:
+            log.warning("trade backfill for %s failed: %s", market, exc)
+            self._emit(ConnectionEvent(kind="backfill_failed", detail=f"{market}: {exc}"))
+        finally:
+            held, sub.held = sub.held, None
+            for item in held:
+                fresh = sub.remember_trades(item)
+                if fresh is not None:
+                    await self._deliver(sub, fresh)
 
     async def _heartbeat_loop(self, ws: Transport) -> None:
         hb = self._heartbeat
@@ -610,6 +745,26 @@ class Connection:
     def _emit(self, event: ConnectionEvent) -> None:
         for feed in self._events:
             feed.put_nowait(event)
+
+
+class LiveOrderBook:
+    """A local order book that a connection keeps current; read it any time.
+
+    ``book`` is the :class:`~flexconn.book.OrderBook` (``bids``, ``asks``, ``valid``...);
+    :meth:`wait_updated` waits for the next snapshot or invalidation.
+    """
+
+    def __init__(self, book: OrderBook) -> None:
+        self.book = book
+        self._updated = trio.Event()
+
+    def changed(self) -> None:
+        self._updated.set()
+        self._updated = trio.Event()
+
+    async def wait_updated(self) -> None:
+        """Wait until the book next changes (a snapshot applied or the book invalidated)."""
+        await self._updated.wait()
 
 
 @contextmanager
