@@ -111,6 +111,12 @@ def _wall_clock() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _fmt(amount: Decimal) -> str:
+    """A plain rendering for messages: no exponent, no trailing zeros."""
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @attrs.frozen(kw_only=True)
 class BookLevels:
     """A book snapshot: ``(price, quantity)`` per level, best first; ``version`` increases on
@@ -391,7 +397,7 @@ class Engine:
                 order.qty_lots -= cut
                 self._release(account, order, cut)
                 account.open_lots[(market_code, order.is_buy)] -= cut
-            order.timestamp = now
+            order.changed(now)
             snapshot = order.snapshot()
             self._events.append(OrderModified(order=snapshot))
             return snapshot
@@ -456,6 +462,10 @@ class Engine:
     def mark_price(self, market_code: str) -> Decimal:
         """The book's mid when both sides exist, else the last trade, else the reference."""
         return self._mark(self._markets[market_code])
+
+    def is_open(self, order_id: int) -> bool:
+        """Whether an order (of any account) is still open, without a snapshot."""
+        return order_id in self._orders
 
     def get_order(self, order_id: int) -> Order | None:
         """An open order (of any account) by id, or ``None``."""
@@ -728,7 +738,8 @@ class Engine:
             balance = account.available(instrument) + freed
             if balance < amount:
                 raise EngineReject(
-                    "710006", f"FAILED balance check as balance ({balance}) < value ({amount})"
+                    "710006",
+                    f"FAILED balance check as balance ({_fmt(balance)}) < value ({_fmt(amount)})",
                 )
             return
         if spec.position_limit is not None:
@@ -742,14 +753,15 @@ class Engine:
             if position > spec.position_limit:
                 raise EngineReject(
                     "710004",
-                    f"FAILED net position check as position ({position}) > threshold "
-                    f"({spec.position_limit})",
+                    f"FAILED net position check as position ({_fmt(position)}) > threshold "
+                    f"({_fmt(spec.position_limit)})",
                 )
         unrealized, position_margin = self._derivative_exposure(account, instrument)
         collateral = account.available(instrument) + freed + unrealized - position_margin
         if collateral < amount:
             raise EngineReject(
-                "710005", f"FAILED margin check as collateral ({collateral}) < var ({amount})"
+                "710005",
+                f"FAILED margin check as collateral ({_fmt(collateral)}) < var ({_fmt(amount)})",
             )
 
     def _derivative_exposure(
@@ -828,7 +840,7 @@ class Engine:
             market.side(order.is_buy).discard(order)
             market.version += 1
         order.status = status
-        order.timestamp = self._now
+        order.changed(self._now)
         account = self._accounts[order.account_id]
         self._retire(account, order)
         snapshot = order.snapshot()
@@ -843,6 +855,7 @@ class Engine:
         opposite = market.opposite(order.is_buy)
         if tif is TimeInForce.MAKER_ONLY_REPRICE and order.order_type is OrderType.STOP:
             order.price_ticks = self._reprice(market, order.is_buy, order.price_ticks)
+            order.changed(self._now)
         if tif is TimeInForce.MAKER_ONLY or tif is TimeInForce.MAKER_ONLY_REPRICE:
             best = opposite.best()
             if best is not None and opposite.crosses(best, order.price_ticks):
@@ -905,7 +918,7 @@ class Engine:
             order.filled_lots += lots
             order.fill_units += price * lots
             order.status = OrderStatus.PARTIAL_FILL if order.remaining_lots else OrderStatus.FILLED
-            order.timestamp = now
+            order.changed(now)
             account.open_lots[(spec.market_code, order.is_buy)] -= lots
             if not order.remaining_lots:
                 self._retire(account, order)
@@ -989,7 +1002,7 @@ class Engine:
                 return
             order.triggered = True
             order.price_ticks = order.limit_ticks or 0
-            order.timestamp = self._now
+            order.changed(self._now)
             self._events.append(OrderOpened(order=order.snapshot()))
             self._execute(market, order)
 

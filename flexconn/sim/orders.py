@@ -142,11 +142,13 @@ class LiveOrder:
 
     ``resting`` belongs to the book (true while queued in it); ``open`` is true until the order
     fills or closes. ``reserved`` is what the order still holds of ``reserve_instrument``; it
-    drops by ``reserve_per_lot`` per filled lot and to zero when the order closes.
+    drops by ``reserve_per_lot`` per filled lot and to zero when the order closes. Whoever
+    changes a field a snapshot shows calls :meth:`changed`.
     """
 
     __slots__ = (
         "account_id",
+        "cached",
         "client_order_id",
         "created",
         "fill_units",
@@ -213,6 +215,12 @@ class LiveOrder:
         self.reserve_instrument = ""
         self.reserve_per_lot = _ZERO
         self.reserved = _ZERO
+        self.cached: Order | None = None
+
+    def changed(self, now: int) -> None:
+        """Note an update at ``now``: the next snapshot is rebuilt."""
+        self.timestamp = now
+        self.cached = None
 
     @property
     def shows_price(self) -> bool:
@@ -221,7 +229,13 @@ class LiveOrder:
         )
 
     def snapshot(self) -> Order:
-        """The public, frozen view of this order now."""
+        """The public, frozen view of this order now (cached until :meth:`changed`)."""
+        cached = self.cached
+        if cached is None:
+            cached = self.cached = self._build()
+        return cached
+
+    def _build(self) -> Order:
         spec = self.spec
         tick = spec.tick_size
         lot = spec.qty_increment
