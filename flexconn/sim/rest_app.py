@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
@@ -43,6 +44,7 @@ from flexconn.protocol.codec import converter
 from flexconn.restlimits import DEFAULT_REST_RATE_LIMITS, RestLimiter, RestRateLimits
 from flexconn.sim.engine import EngineReject
 from flexconn.sim.exchange import ApiKey, SimExchange
+from flexconn.sim.markets import MarketSpec
 from flexconn.sim.orders import Order
 
 __all__ = ["RestApp", "make_rest_app", "serve_rest"]
@@ -183,12 +185,6 @@ class _Request:
         return self.key.account_id
 
 
-@attrs.define(kw_only=True)
-class _Delivery:
-    record: m.DeliverySubmission
-    status: str
-
-
 # --- parameter helpers ------------------------------------------------------------------------
 
 
@@ -250,9 +246,9 @@ class RestApp:
         self.rate_limits = rate_limits
         self.timestamp_tolerance = timestamp_tolerance
         self._limiters: dict[str, RestLimiter] = {}
-        self._deliveries: dict[int, _Delivery] = {}
+        self._deliveries: dict[int, m.DeliverySubmission] = {}
         self._next_delivery_id = 1
-        #: funding records, newest last: (market code, hour start ms, rate, index, mark)
+        #: funding records of every perpetual, oldest first
         self._funding: list[m.FundingRate] = []
         self._funding_hour: int | None = None
 
@@ -413,7 +409,7 @@ class RestApp:
 
     # --- shared lookups -------------------------------------------------------------------
 
-    def _market(self, code: str) -> Any:
+    def _market(self, code: str) -> MarketSpec:
         spec = self.exchange.markets.get(code)
         if spec is None:
             raise _Reject(400, "20015", "marketCode is invalid")
@@ -555,7 +551,7 @@ class RestApp:
         )
         return m.CandlesReply(timestamp=now, timeframe=timeframe, data=data)
 
-    def _perpetual(self, code: str) -> Any:
+    def _perpetual(self, code: str) -> MarketSpec:
         spec = self._market(code)
         if not spec.is_perpetual:
             raise _Reject(400, "20015", "marketCode is invalid: not a perpetual swap")
@@ -602,14 +598,10 @@ class RestApp:
         for name in ("startTime", "endTime"):
             if name in query and not query[name].isdigit():
                 try:
-                    query[name] = str(
-                        converter.structure(
-                            {"timestamp": query[name], "instrumentId": "", "fundingRate": "0"},
-                            m.PublicFunding,
-                        ).timestamp
-                    )
-                except Exception:
+                    stamp = datetime.strptime(query[name], "%Y-%m-%d %H:%M:%S")
+                except ValueError:
                     raise _invalid(f"{name} must be like 2021-12-08 08:00:00") from None
+                query[name] = str(int(stamp.replace(tzinfo=UTC).timestamp()) * 1000)
         limit, start, end = _window(query, m.PUBLIC_FUNDING_PAGE, now)
         instrument = query.get("instrumentId")
         if instrument:
@@ -965,9 +957,7 @@ class RestApp:
             status=order.status,
             market_code=order.market_code,
             time_in_force=order.time_in_force,
-            match_id=fill.match_id
-            if fill is not None
-            else (0 if notice is OrderNotice.OPENED else None),
+            match_id=_match_id(fill, notice),
             last_traded_price=fill.price if fill is not None else None,
             match_quantity=fill.quantity if fill is not None else None,
             order_match_type=fill.match_type if fill is not None else None,
@@ -986,19 +976,19 @@ class RestApp:
         account = request.account_id
         picked = [
             m.DeliveryOrder(
-                timestamp=d.record.last_updated,
-                instrument_id=d.record.instrument_id,
+                timestamp=d.last_updated,
+                instrument_id=d.instrument_id,
                 status=d.status,
-                quantity=d.record.deliver_position,
-                deliver_price=d.record.deliver_price,
-                transfer_asset=d.record.transfer_asset,
-                transfer_qty=d.record.transfer_qty,
-                instrument_id_deliver=d.record.instrument_id_deliver,
-                deliver_qty=Decimal(0),
-                deliver_order_id=d.record.deliver_order_id,
+                quantity=d.deliver_position,
+                deliver_price=d.deliver_price,
+                transfer_asset=d.transfer_asset,
+                transfer_qty=d.transfer_qty if d.status == "PENDING" else Decimal(0),
+                instrument_id_deliver=d.instrument_id_deliver,
+                deliver_qty=Decimal(0),  # nothing is received before the auction settles
+                deliver_order_id=d.deliver_order_id,
             )
             for d in self._deliveries.values()
-            if d.record.account_id == account and start <= d.record.last_updated <= end
+            if d.account_id == account and start <= d.last_updated <= end
         ]
         return m.DeliveryOrdersReply(timestamp=now, data=tuple(picked[-limit:]))
 
@@ -1015,11 +1005,9 @@ class RestApp:
         position = self.exchange.engine.net_position(account, code)
         pending = sum(
             (
-                d.record.deliver_position
+                d.deliver_position
                 for d in self._deliveries.values()
-                if d.status == "PENDING"
-                and d.record.account_id == account
-                and d.record.instrument_id == code
+                if d.status == "PENDING" and d.account_id == account and d.instrument_id == code
             ),
             Decimal(0),
         )
@@ -1047,7 +1035,7 @@ class RestApp:
             status="PENDING",
         )
         self._next_delivery_id += 1
-        self._deliveries[record.deliver_order_id] = _Delivery(record=record, status="PENDING")
+        self._deliveries[record.deliver_order_id] = record
         return m.DeliverySubmitReply(timestamp=now, account_id=account, data=(record,))
 
     def _h_cancel_delivery(self, request: _Request, now: int) -> object:
@@ -1056,11 +1044,12 @@ class RestApp:
         ok = (
             delivery is not None
             and delivery.status == "PENDING"
-            and delivery.record.account_id == request.account_id
+            and delivery.account_id == request.account_id
         )
         if ok and delivery is not None:
-            delivery.status = "CANCELLED"
-            delivery.record = attrs.evolve(delivery.record, status="CANCELLED", last_updated=now)
+            self._deliveries[delivery.deliver_order_id] = attrs.evolve(
+                delivery, status="CANCELLED", last_updated=now
+            )
         message = m.DELIVERY_CANCEL_OK if ok else m.DELIVERY_CANCEL_FAILED
         return m.DeliveryCancelReply(timestamp=now, account_id=request.account_id, data=(message,))
 
@@ -1075,10 +1064,10 @@ class RestApp:
                 continue
             net = Decimal(0)
             for d in self._deliveries.values():
-                if d.status == "PENDING" and d.record.instrument_id == spec.market_code:
+                if d.status == "PENDING" and d.instrument_id == spec.market_code:
                     # Negative when longs (who receive the coin) outweigh shorts.
-                    sign = -1 if d.record.instrument_id_deliver == spec.base else 1
-                    net += sign * d.record.deliver_position
+                    sign = -1 if d.instrument_id_deliver == spec.base else 1
+                    net += sign * d.deliver_position
             latest = next(
                 (f for f in reversed(self._funding) if f.market_code == spec.market_code), None
             )
@@ -1091,6 +1080,13 @@ class RestApp:
                 )
             )
         return m.DeliverAuctionReply(timestamp=now, data=tuple(data))
+
+
+def _match_id(fill: Any, notice: OrderNotice) -> int | None:
+    """The last fill's match id; ``0`` for a freshly opened order, as the documents show."""
+    if fill is not None:
+        return int(fill.match_id)
+    return 0 if notice is OrderNotice.OPENED else None
 
 
 def _rest_code(reject: EngineReject) -> tuple[str, str]:

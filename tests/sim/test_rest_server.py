@@ -485,6 +485,15 @@ async def test_funding_and_candles(sim: Sim) -> None:
     public = (await sim.http.get("/v2/delivery/public/funding")).json()
     assert {p["instrumentId"] for p in public} == {"BTC-USD-SWAP-LIN", "ETH-USD-SWAP-LIN"}
     assert all(len(p["timestamp"]) == 19 for p in public)
+    since = public[0]["timestamp"]
+    windowed = await sim.http.get("/v2/delivery/public/funding", params={"startTime": since})
+    assert [p["timestamp"] for p in windowed.json()] == [since, since]
+    garbage = await sim.http.get("/v2/delivery/public/funding", params={"startTime": "today"})
+    assert error_body(garbage) == (
+        400,
+        "40032",
+        "Invalid request data: startTime must be like 2021-12-08 08:00:00",
+    )
     trade_into_position(sim.exchange, "0.5")
     candles = await sim.http.get("/v2/candles/BTC-USD-SWAP-LIN", params={"timeframe": "60s"})
     body = candles.json()
