@@ -61,6 +61,7 @@ from flexconn.errors import (
 from flexconn.feeds import Feed, FeedStatistics, StreamRestarted
 from flexconn.models.enums import DepthLevel
 from flexconn.models.market import DepthUpdate, Trade, TradeUpdate
+from flexconn.models.replies import Greeting
 from flexconn.models.rest import PublicTrade as RestPublicTrade
 from flexconn.protocol import routing
 from flexconn.protocol.decode import decode
@@ -633,12 +634,16 @@ class Connection:
                 log.warning("unsolicited error reply: %s", error)
             self._emit(ConnectionEvent(kind="unsolicited_reply", detail=key, payload=message))
             return
+        if isinstance(message, Greeting):
+            return  # the exchange greets every new socket with a nonce; nothing to do
         routed = routing.route(message)
         if routed is None:
             self._counters["unknown"] += 1
             self._emit(ConnectionEvent(kind="unknown_message", payload=message))
             return
         for key, item in routed:
+            if isinstance(item, DepthUpdate) and key not in self._subs:
+                key = self._depth_variant(key)
             for wildcard in routing.subscription_keys(key):
                 sub = self._subs.get(wildcard)
                 if sub is None:
@@ -651,6 +656,19 @@ class Connection:
                     if item is None:
                         continue
                 await self._deliver(sub, item)
+
+    def _depth_variant(self, key: str) -> str:
+        """The depth subscription a depth frame belongs to when its table does not name one.
+
+        The document lists the table of every depth variant as ``depth``; a server that sends it
+        so for a ``depthL25`` subscription is still understood.
+        """
+        market = key.partition(":")[2]
+        for level in DepthLevel:
+            candidate = f"{level.value}:{market}"
+            if candidate in self._subs:
+                return candidate
+        return key
 
     async def _deliver(self, sub: _Subscription, item: object) -> None:
         for feed in list(sub.feeds):
