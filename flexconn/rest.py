@@ -328,11 +328,9 @@ class RestClient:
         if self._signer is not None:
             headers = self._signer.headers(verb, self._host, path, body_text or query_string)
         content = body_text.encode() if body_text else None
-        sent = False
+        request = self._http.build_request(verb, url, headers=headers, content=content)
         try:
             with trio.fail_after(self.timeout):
-                request = self._http.build_request(verb, url, headers=headers, content=content)
-                sent = True
                 response = await self._http.send(request)
         except trio.TooSlowError:
             if changes_state:
@@ -344,7 +342,8 @@ class RestClient:
             cls = ConnectTimeout if isinstance(exc, httpx.ConnectTimeout) else TransportError
             raise cls(f"{route}: cannot connect: {exc}") from None
         except httpx.HTTPError as exc:
-            if changes_state and sent:
+            # Anything past connecting may have delivered the request.
+            if changes_state:
                 raise OrderOutcomeUnknown(f"{route}: {type(exc).__name__}: {exc}") from None
             raise TransportError(f"{route}: {type(exc).__name__}: {exc}") from None
         text = response.text
