@@ -215,9 +215,8 @@ class Engine:
         """
         if account_id in self._accounts:
             raise ValueError(f"account {account_id!r} already exists")
-        self._accounts[account_id] = AccountState(
-            account_id, dict(balances), self._clock(), self._history
-        )
+        amounts = {instrument: Decimal(amount) for instrument, amount in balances.items()}
+        self._accounts[account_id] = AccountState(account_id, amounts, self._clock(), self._history)
 
     def has_account(self, account_id: str) -> bool:
         return account_id in self._accounts
@@ -569,7 +568,10 @@ class Engine:
         """The account's recent fills within ``[start_ms, end_ms]``, the newest ``limit``,
         oldest first."""
         picked: list[AccountTrade] = []
-        for trade in reversed(self._accounts[account_id].trades):
+        trades = self._accounts[account_id].trades
+        if limit is not None and limit <= 0:
+            return picked
+        for trade in reversed(trades):
             if market_code is not None and trade.market_code != market_code:
                 continue
             if end_ms is not None and trade.timestamp > end_ms:

@@ -120,6 +120,8 @@ class Tape:
         """Recent trades within ``[start_ms, end_ms]``, the newest ``limit`` of them, oldest
         first."""
         picked: list[PublicTrade] = []
+        if limit is not None and limit <= 0:
+            return picked
         for trade in reversed(self.trades):
             if end_ms is not None and trade.timestamp > end_ms:
                 continue

@@ -222,12 +222,6 @@ class LiveOrder:
         self.timestamp = now
         self.cached = None
 
-    @property
-    def shows_price(self) -> bool:
-        return self.order_type is OrderType.LIMIT or (
-            self.order_type is OrderType.STOP and self.triggered
-        )
-
     def snapshot(self) -> Order:
         """The public, frozen view of this order now (cached until :meth:`changed`)."""
         cached = self.cached
@@ -250,7 +244,9 @@ class LiveOrder:
             time_in_force=self.tif,
             quantity=self.qty_lots * lot,
             remaining=self.remaining_lots * lot,
-            price=self.price_ticks * tick if self.shows_price else None,
+            price=self.price_ticks * tick
+            if self.order_type is OrderType.LIMIT or self.triggered
+            else None,
             stop_price=None if self.stop_ticks is None else self.stop_ticks * tick,
             limit_price=None if self.limit_ticks is None else self.limit_ticks * tick,
             status=self.status,

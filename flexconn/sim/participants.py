@@ -121,8 +121,9 @@ class Participants:
         for account in self.accounts:
             engine.open_account(account, funds)
         for quoter in self._quoters:
-            for _ in range(2 * depth):
-                self._quote(quoter)
+            for level in range(1, depth + 1):
+                self._quote(quoter, level)
+                self._quote(quoter, level)
 
     def mid(self, market_code: str) -> Decimal:
         """The current centre of the maker's quotes in a market."""
@@ -161,7 +162,9 @@ class Participants:
             else:
                 self._quote(quoter)
 
-    def _quote(self, quoter: _Quoter) -> None:
+    def _quote(self, quoter: _Quoter, level: int | None = None) -> None:
+        """Place a maker-only quote ``level`` gaps from the mid (random when ``None``), on
+        alternate sides, first retiring the oldest quote if the market holds enough."""
         engine = self._engine
         spec = quoter.spec
         quotes = quoter.quotes
@@ -172,7 +175,8 @@ class Participants:
         rng = self._rng
         is_buy = quoter.stride % 2 == 0
         quoter.stride += 1
-        level = 1 + min(int(rng.expovariate(0.5)), self._depth)
+        if level is None:
+            level = 1 + min(int(rng.expovariate(0.5)), self._depth)
         offset = quoter.gap * level
         ticks = quoter.mid - offset if is_buy else quoter.mid + offset
         lots = quoter.size_unit * rng.randint(1, 20)
