@@ -5,6 +5,9 @@ millisecond epoch ints (``.time`` gives a datetime where useful). The wire forma
 the one converter in :mod:`flexconn.protocol.codec`.
 """
 
+# The protocol package first: it loads the codec, then these models, then the encoder and decoder
+# that use them (see flexconn.protocol's docstring).
+import flexconn.protocol  # noqa: F401
 from flexconn.models.account import Balance, BalanceUpdate, Position, PositionUpdate
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import (

@@ -9,11 +9,12 @@ from typing import ClassVar
 import attrs
 
 from flexconn.models.base import ChannelUpdate
-from flexconn.protocol.codec import ms_to_datetime, wire
+from flexconn.protocol.codec import decimals_as_strings, ms_to_datetime, wire
 
 __all__ = ["Balance", "BalanceUpdate", "Position", "PositionUpdate"]
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class Balance:
     """One spot asset balance: ``available`` is ``total - reserved``."""
@@ -26,6 +27,7 @@ class Balance:
     quantity_last_updated: int | None = None
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class BalanceUpdate(ChannelUpdate[Balance]):
     """A ``balance`` channel frame; account fields sit beside ``data`` on the wire."""
@@ -50,6 +52,7 @@ class BalanceUpdate(ChannelUpdate[Balance]):
         return ms_to_datetime(self.timestamp)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class Position:
     """The account's position in one market (``quantity`` is signed: negative is short)."""
@@ -63,6 +66,7 @@ class Position:
     est_liquidation_price: Decimal | None = None
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class PositionUpdate(ChannelUpdate[Position]):
     """A ``position`` channel frame."""

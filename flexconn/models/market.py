@@ -22,7 +22,13 @@ import attrs
 
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import CandleGranularity, DepthLevel, Side
-from flexconn.protocol.codec import converter, ms_to_datetime, structure_int, wire
+from flexconn.protocol.codec import (
+    converter,
+    decimals_as_strings,
+    ms_to_datetime,
+    structure_int,
+    wire,
+)
 
 __all__ = [
     "Candle",
@@ -220,6 +226,7 @@ class DepthUpdate(ChannelUpdate[DepthSnapshot]):
         return item.market_code
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class Trade:
     """One public trade."""
@@ -237,6 +244,7 @@ class Trade:
         return ms_to_datetime(self.timestamp)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class TradeUpdate(ChannelUpdate[Trade]):
     """A ``trade`` channel frame."""
@@ -252,6 +260,7 @@ class TradeUpdate(ChannelUpdate[Trade]):
         return item.market_code
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class Ticker:
     """24-hour statistics and prices of one market."""
@@ -276,6 +285,7 @@ class Ticker:
         return ms_to_datetime(self.timestamp)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class TickerUpdate(ChannelUpdate[Ticker]):
     """A ``ticker`` channel frame (``ticker:all`` sends every market in one frame)."""
@@ -363,6 +373,7 @@ class CandleUpdate(ChannelUpdate[Candle]):
         return item.market_code
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class MarketInfo:
     """Reference data and live price bounds of one market (the ``market`` channel)."""

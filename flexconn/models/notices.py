@@ -23,7 +23,7 @@ import attrs
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import MatchType, OrderStatus, OrderType, Side, TimeInForce
 from flexconn.models.replies import OrderAction
-from flexconn.protocol.codec import converter, ms_to_datetime, wire
+from flexconn.protocol.codec import converter, decimals_as_strings, ms_to_datetime, wire
 
 __all__ = [
     "CancelAllNotice",
@@ -52,6 +52,7 @@ class _Timed:
         return ms_to_datetime(self.timestamp)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class OrderOpened(_Timed):
     """An order is now working (also the replacement after a queue-changing modify)."""
@@ -73,6 +74,7 @@ class OrderOpened(_Timed):
     notice: str = attrs.field(default="OrderOpened", init=False)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class OrderModified(_Timed):
     """An order's quantity was reduced in place (same order id, same queue position)."""
@@ -94,6 +96,7 @@ class OrderModified(_Timed):
     notice: str = attrs.field(default="OrderModified", init=False)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class OrderClosed(_Timed):
     """An order left the book without (further) fills; ``status`` says why."""
@@ -116,6 +119,7 @@ class OrderClosed(_Timed):
     notice: str = attrs.field(default="OrderClosed", init=False)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class OrderRejected(_Timed):
     """The engine refused an order, cancel or modify; often without market or order id."""
@@ -135,6 +139,7 @@ class OrderRejected(_Timed):
     notice: str = attrs.field(default="OrderRejected", init=False)
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class OrderMatched(_Timed):
     """An order traded ``match_quantity`` at ``match_price`` (one notice per match)."""
@@ -175,11 +180,19 @@ _BY_NOTICE: dict[str, type[OrderEvent]] = {
 }
 
 
+_HOOKS: dict[str, tuple[type[OrderEvent], Any]] = {}
+
+
 def _structure_order_event(obj: Any, _: object) -> OrderEvent:
-    cls = _BY_NOTICE.get(obj["notice"])
-    if cls is None:
-        raise ValueError(f"unknown order notice {obj['notice']!r}")
-    result: OrderEvent = converter.structure(obj, cls)
+    notice = obj["notice"]
+    entry = _HOOKS.get(notice)
+    if entry is None:
+        cls = _BY_NOTICE.get(notice)
+        if cls is None:
+            raise ValueError(f"unknown order notice {notice!r}")
+        entry = _HOOKS[notice] = (cls, converter.get_structure_hook(cls))
+    cls, hook = entry
+    result: OrderEvent = hook(obj, cls)
     return result
 
 

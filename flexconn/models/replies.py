@@ -15,7 +15,7 @@ import attrs
 
 from flexconn.errors import ExchangeError, InvalidOrderError, SubscriptionError, exchange_error
 from flexconn.models.enums import OrderType, Side, TimeInForce
-from flexconn.protocol.codec import structure_str, wire
+from flexconn.protocol.codec import decimals_as_strings, structure_str, wire
 
 __all__ = [
     "ErrorReply",
@@ -110,6 +110,7 @@ class OrderAction(StrEnum):
     MODIFY = "modifyorder"
 
 
+@decimals_as_strings
 @attrs.frozen(kw_only=True)
 class OrderEcho:
     """The ``data`` an order reply echoes: the command's fields, plus ``orderId`` once known.

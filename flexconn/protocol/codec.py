@@ -38,7 +38,10 @@ no other. Encoding decisions, cattrs-preconf style:
 * **Timestamps** stay the exchange's millisecond epoch ints; :func:`ms_to_datetime` makes an
   aware UTC datetime when one is wanted.
 
-Structure errors are cattrs/ValueError/TypeError/KeyError exceptions; the decoding boundary
+Structuring attrs classes uses functions generated per class by
+:mod:`flexconn.protocol._structgen` (same results as cattrs' generator, several times faster);
+generic attrs classes use cattrs' own. Structure errors are ValueError/TypeError/KeyError (with a
+note naming the attribute) or cattrs exceptions; the decoding boundary
 (:mod:`flexconn.protocol.decode`) is the one place that turns them into
 :class:`~flexconn.errors.RemoteProtocolError`.
 """
@@ -58,12 +61,15 @@ import orjson
 from cattrs import Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from flexconn.protocol._structgen import make_structure_fn
+
 __all__ = [
     "WIRE_ALIASES",
     "WIRE_NAME",
     "camel",
     "configure_converter",
     "converter",
+    "decimals_as_strings",
     "describe_error",
     "dumps",
     "dumps_bytes",
@@ -89,6 +95,7 @@ WIRE_NAME: Final = "flexconn.wire_name"
 WIRE_ALIASES: Final = "flexconn.wire_aliases"
 _STRUCTURE: Final = "flexconn.structure"
 _UNSTRUCTURE: Final = "flexconn.unstructure"
+_DECIMAL_STRINGS: Final = "__flexconn_decimal_strings__"
 
 _DIGITS: Final = re.compile(r"-?[0-9]+")
 
@@ -133,6 +140,15 @@ def wire_name(field: attrs.Attribute[Any]) -> str:
     """The name a field has on the wire: its metadata override, else the camelCase form."""
     override_name = field.metadata.get(WIRE_NAME)
     return override_name if isinstance(override_name, str) else camel(field.name)
+
+
+def decimals_as_strings(cls: type[T]) -> type[T]:
+    """Class decorator: unstructure this class's Decimal fields as JSON strings, not numbers.
+
+    For models the exchange sends (it writes ``"price": "9431.48"``); requests keep numbers.
+    """
+    setattr(cls, _DECIMAL_STRINGS, True)
+    return cls
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -234,7 +250,20 @@ class _EnumTable:
 
 
 def _attrs_structure_factory(cls: type[Any], conv: Converter) -> Callable[[Any, Any], Any]:
-    fields = attrs.fields(cls)
+    if getattr(cls, "__parameters__", ()) or get_origin(cls) is not None:
+        return _generic_structure_fn(cls, conv)
+    return make_structure_fn(
+        cls,
+        conv,
+        wire_name=wire_name,
+        wire_aliases=wire_aliases,
+        field_hook=lambda f: f.metadata.get(_STRUCTURE),
+    )
+
+
+def _generic_structure_fn(cls: type[Any], conv: Converter) -> Callable[[Any, Any], Any]:
+    # Generic attrs classes (type variables to bind) go through cattrs' own generator.
+    fields = attrs.fields(get_origin(cls) or cls)
     overrides: dict[str, Any] = {
         f.name: override(rename=wire_name(f), struct_hook=f.metadata.get(_STRUCTURE))
         for f in fields
@@ -256,12 +285,26 @@ def _attrs_structure_factory(cls: type[Any], conv: Converter) -> Callable[[Any, 
     return structure_with_aliases
 
 
+def _decimal_string(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _unstructure_hook_of(cls: type[Any], field: attrs.Attribute[Any]) -> Any:
+    own = field.metadata.get(_UNSTRUCTURE)
+    if own is not None:
+        return own
+    if getattr(cls, _DECIMAL_STRINGS, False) and field.type in (Decimal, Decimal | None):
+        return _decimal_string
+    return None
+
+
 def _attrs_unstructure_factory(cls: type[Any], conv: Converter) -> Callable[[Any], Any]:
+    attrs.resolve_types(cls)
     overrides: dict[str, Any] = {
         f.name: override(
             rename=wire_name(f),
             omit_if_default=f.default is None,
-            unstruct_hook=f.metadata.get(_UNSTRUCTURE),
+            unstruct_hook=_unstructure_hook_of(cls, f),
         )
         for f in attrs.fields(cls)
     }

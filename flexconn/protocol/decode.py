@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
+import attrs
 import orjson
 
 from flexconn.errors import RemoteProtocolError
@@ -114,11 +115,18 @@ _PONG: Final = Pong()
 _Handler: TypeAlias = Callable[[dict[str, Any]], Message]
 
 
+_ITEM_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {}
+
+
 def _items(obj: dict[str, Any], cls: Any) -> tuple[Any, ...]:
     data = obj["data"]
     if type(data) is not list:
         raise TypeError("data must be a list")
-    hook = converter.get_structure_hook(cls)
+    hook = _ITEM_HOOKS.get(cls)
+    if hook is None:
+        hook = _ITEM_HOOKS[cls] = converter.get_structure_hook(cls)
+    if len(data) == 1:  # the common case, without building a comprehension
+        return (hook(data[0], cls),)
     return tuple([hook(item, cls) for item in data])
 
 
@@ -177,11 +185,28 @@ def _account_handler(cls: type[BalanceUpdate] | type[PositionUpdate]) -> _Handle
     return handle
 
 
+def _items_handler(update_cls: type[Any], item_cls: Any) -> _Handler:
+    # ``update_cls(data=...)`` without the keyword-call overhead: the update classes have no
+    # validators, so setting the two slots directly is what their __init__ does.
+    new = object.__new__
+    set_data = update_cls.data.__set__
+    set_table = update_cls.table.__set__
+    table = attrs.fields(update_cls).table.default
+
+    def handle(obj: dict[str, Any]) -> Message:
+        update: Message = new(update_cls)
+        set_data(update, _items(obj, item_cls))
+        set_table(update, table)
+        return update
+
+    return handle
+
+
 _TABLES: Final[dict[str, _Handler]] = {
-    "trade": lambda obj: TradeUpdate(data=_items(obj, Trade)),
-    "ticker": lambda obj: TickerUpdate(data=_items(obj, Ticker)),
-    "market": lambda obj: MarketUpdate(data=_items(obj, MarketInfo)),
-    "order": lambda obj: OrderUpdate(data=_items(obj, OrderEvent)),
+    "trade": _items_handler(TradeUpdate, Trade),
+    "ticker": _items_handler(TickerUpdate, Ticker),
+    "market": _items_handler(MarketUpdate, MarketInfo),
+    "order": _items_handler(OrderUpdate, OrderEvent),
     "balance": _account_handler(BalanceUpdate),
     "position": _account_handler(PositionUpdate),
     **{level.value: _depth_handler(level) for level in DepthLevel},

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import orjson
 
-from flexconn.channels import Channel
+import flexconn.channels as _channels
 from flexconn.errors import RemoteProtocolError, ValidationError
 from flexconn.models.enums import OrderType, Side, TimeInForce
 from flexconn.models.orders import (
@@ -224,7 +224,7 @@ def validate(request: Request) -> None:
         if not request.channels:
             raise ValidationError("args", "at least one channel is required")
         for index, channel in enumerate(request.channels):
-            Channel.parse(channel, field=f"args[{index}]")
+            _channels.Channel.parse(channel, field=f"args[{index}]")
     elif isinstance(request, PlaceOrderRequest | CancelOrderRequest | ModifyOrderRequest):
         expected = {
             PlaceOrderRequest: (LimitOrder, MarketOrder, StopLimitOrder),

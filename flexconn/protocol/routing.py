@@ -65,7 +65,8 @@ def reply_keys(message: object) -> tuple[tuple[str, ExchangeError | None], ...]:
     Keys: ``pong``; ``login``; ``subscribe:<channel>`` / ``unsubscribe:<channel>`` for each
     channel the reply names (just ``subscribe`` / ``unsubscribe`` when a failure names none);
     ``error`` for an :class:`ErrorReply`; ``<action>:<tag>`` for an :class:`OrderReply`
-    (``placeorder:17``; the action sees through a modify echoed as ``placeorder``). ``error`` is
+    (``placeorder:17``, just ``placeorder`` without a tag; the action sees through a modify
+    echoed as ``placeorder``). ``error`` is
     the exchange error of a failed reply, else ``None``.
     """
     if isinstance(message, Pong):
@@ -80,7 +81,9 @@ def reply_keys(message: object) -> tuple[tuple[str, ExchangeError | None], ...]:
     if isinstance(message, ErrorReply):
         return (("error", message.error()),)
     if isinstance(message, OrderReply):
-        return ((f"{message.action.value}:{message.tag}", message.error()),)
+        action = message.action.value
+        key = action if message.tag is None else f"{action}:{message.tag}"
+        return ((key, message.error()),)
     return ()
 
 
