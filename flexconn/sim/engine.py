@@ -43,13 +43,23 @@ funding or delivery.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import (
+    ROUND_DOWN,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from types import MappingProxyType
-from typing import Final
+from typing import Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -105,6 +115,27 @@ _MARKET_BUY_LIMIT: Final = sys.maxsize
 _MARKET_SELL_LIMIT: Final = 0
 _FIRST_ORDER_ID: Final = 1_000_000_000_001
 _FIRST_MATCH_ID: Final = 2_000_000_000_001
+# Quantities above this many lots are refused outright (20006).
+_MAX_LOTS: Final = 10**18
+# The engine's own arithmetic: wide enough that every sum and product of money it forms is
+# exact, whatever decimal context the caller runs under.
+_ARITHMETIC: Final = Context(
+    prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _exact(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``method`` under the engine's decimal context."""
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with localcontext(_ARITHMETIC):
+            return method(*args, **kwargs)
+
+    return run
 
 
 def _wall_clock() -> int:
@@ -223,6 +254,7 @@ class Engine:
 
     # ----------------------------------------------------------------------------- commands
 
+    @_exact
     def place(
         self,
         account_id: str,
@@ -313,6 +345,7 @@ class Engine:
         self._run_stops(market)
         return order.snapshot()
 
+    @_exact
     def cancel(self, account_id: str, market_code: str, order_id: int) -> Order:
         """Cancel one open order (a waiting STOP included); returns its closed state.
 
@@ -329,6 +362,7 @@ class Engine:
         self._run_stops(market)
         return snapshot
 
+    @_exact
     def cancel_all(self, account_id: str, market_code: str | None = None) -> list[Order]:
         """Cancel every open order of the account, or only those in ``market_code``; returns
         their closed states in order-id order.
@@ -353,6 +387,7 @@ class Engine:
             self._run_stops(market)
         return closed
 
+    @_exact
     def modify(
         self,
         account_id: str,
@@ -435,6 +470,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------ queries
 
+    @_exact
     def book(self, market_code: str, depth: int | None = None) -> BookLevels:
         """The book's levels, best first, at most ``depth`` per side."""
         market = self._markets[market_code]
@@ -451,6 +487,7 @@ class Engine:
         """The book's change counter, without building a snapshot."""
         return self._markets[market_code].version
 
+    @_exact
     def best_bid_ask(self, market_code: str) -> tuple[Decimal | None, Decimal | None]:
         market = self._markets[market_code]
         tick = market.spec.tick_size
@@ -458,6 +495,7 @@ class Engine:
         ask = market.asks.best()
         return (None if bid is None else bid * tick, None if ask is None else ask * tick)
 
+    @_exact
     def mark_price(self, market_code: str) -> Decimal:
         """The book's mid when both sides exist, else the last trade, else the reference."""
         return self._mark(self._markets[market_code])
@@ -466,11 +504,13 @@ class Engine:
         """Whether an order (of any account) is still open, without a snapshot."""
         return order_id in self._orders
 
+    @_exact
     def get_order(self, order_id: int) -> Order | None:
         """An open order (of any account) by id, or ``None``."""
         order = self._orders.get(order_id)
         return None if order is None else order.snapshot()
 
+    @_exact
     def find_order(self, account_id: str, market_code: str, client_order_id: int) -> Order | None:
         """The account's newest open order in the market with this client order id."""
         found: LiveOrder | None = None
@@ -483,6 +523,7 @@ class Engine:
                 found = order
         return None if found is None else found.snapshot()
 
+    @_exact
     def open_orders(self, account_id: str) -> list[Order]:
         """The account's open orders (waiting STOP orders included) in order-id order."""
         orders = self._accounts[account_id].orders
@@ -498,11 +539,13 @@ class Engine:
             picked = picked[len(picked) - limit :] if limit > 0 else []
         return picked
 
+    @_exact
     def balances(self, account_id: str) -> dict[str, Balance]:
         """Every instrument the account holds or has held, by instrument id (sorted)."""
         account = self._accounts[account_id]
         return {name: account.balance(name) for name in sorted(account.totals)}
 
+    @_exact
     def positions(self, account_id: str) -> dict[str, Position]:
         """The account's positions in every derivative market it has traded (flat ones too)."""
         account = self._accounts[account_id]
@@ -517,12 +560,14 @@ class Engine:
             records[code] = state.record(market.spec, self._mark(market), equity[currency])
         return records
 
+    @_exact
     def net_position(self, account_id: str, market_code: str) -> Decimal:
         """The account's signed position in a market (zero if none), cheaply."""
         state = self._accounts[account_id].positions.get(market_code)
         lots = 0 if state is None else state.lots
         return lots * self._markets[market_code].spec.qty_increment
 
+    @_exact
     def account_info(self, account_id: str, margin_currency: str = "USD") -> AccountInfo:
         """Account-level margin figures (see :class:`AccountInfo`)."""
         account = self._accounts[account_id]
@@ -596,11 +641,13 @@ class Engine:
         first."""
         return self._markets[market_code].tape.recent(limit, start_ms, end_ms)
 
+    @_exact
     def ticker(self, market_code: str) -> Ticker:
         """Rolling 24-hour statistics (see :class:`Ticker`)."""
         market = self._markets[market_code]
         return market.tape.ticker(self._clock(), self._mark(market), market.open_interest)
 
+    @_exact
     def candles(
         self,
         market_code: str,
@@ -655,6 +702,8 @@ class Engine:
             lots, rest = divmod(quantity, spec.qty_increment)
         except InvalidOperation:
             raise EngineReject("20006", f"quantity ({quantity}) is too large") from None
+        if lots > _MAX_LOTS:
+            raise EngineReject("20006", f"quantity ({quantity}) is too large")
         if rest or not lots:
             raise EngineReject(
                 "20006",

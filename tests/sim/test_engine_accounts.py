@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 import pytest
 
@@ -353,3 +353,15 @@ def test_mark_price_falls_back_to_last_trade_then_reference(engine: Engine) -> N
         time_in_force=TimeInForce.IOC,
     )
     assert engine.mark_price(PERP) == D(50500)  # last trade, book empty
+
+
+def test_arithmetic_ignores_the_callers_decimal_context() -> None:
+    engine = Engine(clock=lambda: START)
+    engine.open_account("a", {"USD": D("123456789012.12345678"), "BTC": D(10)})
+    with localcontext() as context:
+        context.prec = 4
+        limit(engine, "a", Side.SELL, "0.123", "54321.1")
+        limit(engine, "a", Side.BUY, "0.123", "54321.1")
+        total = engine.balances("a")["USD"].total
+    fees = D("6681.4953") * (engine.maker_fee + engine.taker_fee)
+    assert total == D("123456789012.12345678") - fees.quantize(D("1e-8"), ROUND_DOWN)
