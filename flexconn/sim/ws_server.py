@@ -15,9 +15,10 @@ a backlog. Every other frame must be delivered; when the outbox holds more than
 ``WsOptions.outbox_limit`` bytes (16 MiB by default) the client is too slow and its TCP
 connection is closed without a close frame (a close frame could not get past the backlog).
 
-Idle rule. A connection that has neither been sent pushed channel data nor received a ping (a
-WebSocket ping frame or the text message ``ping``, answered with the text ``pong``) for
-``WsOptions.idle_timeout`` seconds (60) is closed with code 1000. Command replies do not count.
+Idle rule. A connection that has neither been pushed channel data (counted when it is queued,
+so a slow reader fed conflated depth stays open) nor received a ping (a WebSocket ping frame or
+the text message ``ping``, answered with the text ``pong``) for ``WsOptions.idle_timeout``
+seconds (60) is closed with code 1000. Command replies do not count.
 
 Rate limits: connections beyond ``connections_per_minute`` complete the handshake, receive
 ``{"event":"error","success":false,"message":..,"code":"20007",...}`` and are closed with 1008.
@@ -167,6 +168,8 @@ class _Connection:
     def push(self, frame: Frame) -> None:
         if self._done.is_set() or self._closing or self._stall_until:
             return
+        if frame.push:
+            self._alive_at = trio.current_time()
         self._enqueue(frame)
 
     def drop(self, close_code: int | None) -> None:
@@ -354,7 +357,6 @@ class _Connection:
                 await self._wait_unstalled()
             chunks: list[bytes] = []
             size = 0
-            pushed = False
             stop = False
             while queue and size < _WRITE_BATCH_BYTES:
                 frame = queue.popleft()
@@ -367,7 +369,6 @@ class _Connection:
                 wire = frame.wire
                 chunks.append(wire)
                 size += len(wire)
-                pushed = pushed or frame.push
                 if frame.opcode == _OP_CLOSE:
                     self._close_sent = True
                     stop = True
@@ -381,8 +382,6 @@ class _Connection:
             if not chunks:
                 continue
             await stream.send_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-            if pushed:
-                self._alive_at = trio.current_time()
             if stop:
                 # After our close frame only the client's may still arrive (the reader or the
                 # watchdog ends the connection); after the fault's quota nothing more is sent.
