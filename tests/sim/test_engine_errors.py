@@ -9,7 +9,7 @@ import pytest
 
 from flexconn.errors import ERROR_CODES
 from flexconn.models.enums import OrderType, Side, TimeInForce
-from flexconn.sim.engine import Engine, EngineReject
+from flexconn.sim.engine import Engine, EngineReject, Order
 from flexconn.sim.markets import DEFAULT_MARKETS
 
 NOW = 1_700_000_000_000
@@ -27,7 +27,7 @@ def engine() -> Engine:
     return engine
 
 
-def place(engine: Engine, account: str = "alice", **overrides: Any) -> object:
+def place(engine: Engine, account: str = "alice", **overrides: Any) -> Order:
     order: dict[str, Any] = {
         "market_code": BTC,
         "side": Side.BUY,
@@ -208,9 +208,7 @@ def test_derivative_without_margin_is_710005(engine: Engine) -> None:
 
 @pytest.mark.parametrize("op", ["cancel", "modify"])
 def test_unknown_or_foreign_orders(engine: Engine, op: str) -> None:
-    order = place(engine)
-    assert hasattr(order, "order_id")
-    order_id: int = order.order_id
+    order_id = place(engine).order_id
     call = engine.cancel if op == "cancel" else engine.modify
     assert rejected(call, "alice", BTC, 1).code == "100005"
     assert rejected(call, "alice", PERP, order_id).code == "100005"
@@ -227,7 +225,7 @@ def test_unknown_or_foreign_orders(engine: Engine, op: str) -> None:
 
 def test_modify_validates_the_new_values(engine: Engine) -> None:
     order = place(engine, quantity=D("0.1"))
-    order_id: int = order.order_id  # type: ignore[attr-defined]
+    order_id = order.order_id
     assert rejected(engine.modify, "alice", BTC, order_id, quantity=D(0)).code == "20006"
     assert rejected(engine.modify, "alice", BTC, order_id, price=D("50000.01")).code == "20021"
     assert rejected(engine.modify, "alice", BTC, order_id, price=D(0)).code == "20028"
@@ -238,7 +236,7 @@ def test_modify_validates_the_new_values(engine: Engine) -> None:
 
 def test_refused_modify_leaves_the_order_alone(engine: Engine) -> None:
     order = place(engine, quantity=D(10))
-    order_id: int = order.order_id  # type: ignore[attr-defined]
+    order_id = order.order_id
     engine.drain_events()
     before = (engine.open_orders("alice"), engine.balances("alice"), engine.book(BTC))
     assert rejected(engine.modify, "alice", BTC, order_id, quantity=D(30)).code == "710006"
@@ -248,7 +246,7 @@ def test_refused_modify_leaves_the_order_alone(engine: Engine) -> None:
 
 def test_modify_of_a_waiting_stop_is_20017(engine: Engine) -> None:
     order = place(engine, order_type=OrderType.STOP, stop_price=D(60000), limit_price=D(60001))
-    order_id: int = order.order_id  # type: ignore[attr-defined]
+    order_id = order.order_id
     assert rejected(engine.modify, "alice", BTC, order_id, quantity=D("0.5")).code == "20017"
 
 
@@ -261,7 +259,7 @@ def test_rejections_change_nothing_and_consume_no_id(engine: Engine) -> None:
     assert engine.drain_events() == []
     assert (engine.balances("alice"), engine.book(BTC), engine.open_orders("alice")) == before
     second = place(engine, quantity=D("0.1"))
-    assert second.order_id == first.order_id + 1  # type: ignore[attr-defined]
+    assert second.order_id == first.order_id + 1
 
 
 def test_cancel_all_in_an_unknown_market_is_20015(engine: Engine) -> None:

@@ -57,9 +57,9 @@ def limit(
     )
 
 
-def market(engine: Engine, account: str, side: Side, qty: str, **kwargs: object) -> Order:
-    tif = kwargs.get("tif", TimeInForce.GTC)
-    assert isinstance(tif, TimeInForce)
+def market(
+    engine: Engine, account: str, side: Side, qty: str, tif: TimeInForce = TimeInForce.GTC
+) -> Order:
     return engine.place(
         account,
         market_code=BTC,
@@ -411,16 +411,18 @@ def test_unchanged_modify_is_an_in_place_modify(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
-    [{"quantity": D(2)}, {"price": D("50000.1")}, {"side": BUY, "price": D("49000")}],
+    ("side", "price", "quantity"),
+    [(None, None, D(2)), (None, D("50000.1"), None), (BUY, D(49000), None)],
     ids=["more-quantity", "new-price", "new-side"],
 )
 def test_other_changes_close_and_reopen_at_the_back(
-    engine: Engine, change: dict[str, Decimal | Side]
+    engine: Engine, side: Side | None, price: Decimal | None, quantity: Decimal | None
 ) -> None:
     first = limit(engine, "alice", SELL, "1", "50000", client_order_id=11)
     engine.drain_events()
-    replacement = engine.modify("alice", BTC, first.order_id, **change)  # type: ignore[arg-type]
+    replacement = engine.modify(
+        "alice", BTC, first.order_id, side=side, price=price, quantity=quantity
+    )
     assert replacement.order_id > first.order_id
     assert replacement.client_order_id == 11
     assert replacement.order_type is OrderType.LIMIT
