@@ -463,7 +463,8 @@ class Engine:
         return replacement.snapshot()
 
     def drain_events(self) -> list[EngineEvent]:
-        """Everything that happened since the last drain, in order."""
+        """Everything that happened since the last drain, in order (events accumulate until
+        drained, so whoever drives the engine drains after every call)."""
         events = self._events
         self._events = []
         return events

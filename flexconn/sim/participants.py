@@ -68,6 +68,8 @@ class _Quoter:
         self.high = min(
             int(reference * Decimal("1.25") / tick), int(spec.upper_price_bound / tick) - margin
         )
+        if self.low > self.high:  # bounds too tight to wander in: stay put
+            self.low = self.high = self.mid
         self.size_unit = max(1, int(_SIZE_UNIT_VALUE / (reference * spec.qty_increment)))
         self.quotes: deque[int] = deque()
 

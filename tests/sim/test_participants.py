@@ -11,6 +11,7 @@ import pytest
 
 from flexconn.models.enums import OrderStatus, OrderType, Side
 from flexconn.sim.engine import Engine, EngineEvent, OrderMatched, PublicTrade
+from flexconn.sim.markets import MarketSpec
 from flexconn.sim.participants import Participants
 
 NOW = 1_700_000_000_000
@@ -146,3 +147,22 @@ def test_bad_arguments() -> None:
     participants.step(5)
     with pytest.raises(KeyError):
         participants.mid("BTC-USD")
+
+
+def test_tight_bounds_pin_the_mid() -> None:
+    tight = MarketSpec(
+        market_code="TIGHT-USD",
+        name="TIGHT/USD",
+        type="SPOT",
+        base="TIGHT",
+        counter="USD",
+        tick_size=D(1),
+        qty_increment=D(1),
+        lower_price_bound=D(95),
+        upper_price_bound=D(105),
+        reference_price=D(100),
+    )
+    engine = Engine([tight], clock=Clock())
+    participants = Participants(engine, depth=2)
+    participants.step(500)
+    assert participants.mid("TIGHT-USD") == D(100)
