@@ -12,7 +12,7 @@ from flexconn.sim.ratelimit import DEFAULT_RATE_LIMITS, RateLimits
 from flexconn.sim.simulator import Simulator, serve, serve_sim
 from flexconn.sim.ws_channels import Cadences
 from flexconn.sim.ws_messages import depth_checksum
-from flexconn.sim.ws_server import WS_PATH, WsOptions, serve_ws
+from flexconn.sim.ws_server import WS_PATH, WsOptions, WsServer, WsStatistics, serve_ws
 from flexconn.sim.ws_session import MAX_MESSAGE_LENGTH, MAX_TAG_LENGTH
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "SimExchange",
     "Simulator",
     "WsOptions",
+    "WsServer",
+    "WsStatistics",
     "depth_checksum",
     "serve",
     "serve_sim",

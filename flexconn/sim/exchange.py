@@ -106,7 +106,8 @@ class SimExchange:
         self._books_changed = trio.Event()
         #: The cadence publishers' state (depth seqNums, cached snapshots).
         self.channels = Channels(self)
-        self.open_account("demo", demo_balances)
+        if not self.engine.has_account("demo"):
+            self.open_account("demo", demo_balances)
         self.demo_key = self.create_api_key("demo", can_trade=True)
         self.read_only_key = self.create_api_key("demo", can_trade=False)
 
@@ -284,8 +285,6 @@ class SimExchange:
         if not self.dirty_markets:
             await self._books_changed.wait()
         self._books_changed = trio.Event()
-        #: The cadence publishers' state (depth seqNums, cached snapshots).
-        self.channels = Channels(self)
 
 
 def position_entry(position: Position, markets: Mapping[str, MarketSpec]) -> dict[str, str]:

@@ -25,7 +25,7 @@ from flexconn.sim.markets import DEFAULT_MARKETS, MarketSpec
 from flexconn.sim.participants import Participants
 from flexconn.sim.ratelimit import DEFAULT_RATE_LIMITS, RateLimits
 from flexconn.sim.ws_channels import Cadences
-from flexconn.sim.ws_server import WsOptions, serve_ws
+from flexconn.sim.ws_server import WsOptions, WsServer
 
 __all__ = ["Simulator", "serve", "serve_sim"]
 
@@ -44,12 +44,14 @@ class Simulator:
         rest_url: ``http://host:port`` (``None`` when REST was not started).
         exchange: the shared exchange state (engine, keys, fan-out).
         participants: the synthetic market participants, if running.
+        ws_server: the WebSocket server (its :meth:`~WsServer.statistics`).
     """
 
     ws_url: str
     rest_url: str | None
     exchange: SimExchange
     participants: Participants | None
+    ws_server: WsServer
 
     @property
     def faults(self) -> Faults:
@@ -121,9 +123,8 @@ async def serve_sim(
     if exchange is None:
         exchange = SimExchange(markets=markets, rate_limits=rate_limits)
     async with trio.open_nursery() as nursery:
-        ws_url: str = await nursery.start(
-            partial(serve_ws, exchange, host=host, port=port, options=ws_options)
-        )
+        ws_server = WsServer(exchange, ws_options)
+        ws_url: str = await nursery.start(partial(ws_server.serve, host=host, port=port))
         rest_url: str | None = None
         if rest_port is not None:
             from flexconn.sim.rest_app import serve_rest
@@ -140,7 +141,11 @@ async def serve_sim(
         logger.info("simulator running: %s %s", ws_url, rest_url or "(no REST)")
         task_status.started(
             Simulator(
-                ws_url=ws_url, rest_url=rest_url, exchange=exchange, participants=participants
+                ws_url=ws_url,
+                rest_url=rest_url,
+                exchange=exchange,
+                participants=participants,
+                ws_server=ws_server,
             )
         )
 

@@ -67,7 +67,7 @@ from flexconn.sim.ws_session import (
     SessionOptions,
 )
 
-__all__ = ["WS_PATH", "WsOptions", "serve_ws"]
+__all__ = ["WS_PATH", "WsOptions", "WsServer", "WsStatistics", "serve_ws"]
 
 logger = logging.getLogger("flexconn.sim.ws")
 
@@ -109,6 +109,39 @@ class WsOptions:
     greeting: bool = True
 
 
+@attrs.frozen(kw_only=True)
+class WsStatistics:
+    """Counters of one WebSocket server since it started.
+
+    Attributes:
+        connections_open: connections open now.
+        connections_accepted: handshakes completed.
+        frames_sent: frames written to sockets (data, replies and control frames).
+        bytes_sent: their bytes, headers included.
+        frames_conflated: queued depth snapshots replaced by a newer one before being sent.
+        slow_clients_dropped: connections closed because their outbox overflowed.
+    """
+
+    connections_open: int
+    connections_accepted: int
+    frames_sent: int
+    bytes_sent: int
+    frames_conflated: int
+    slow_clients_dropped: int
+
+
+class _Counters:
+    __slots__ = ("accepted", "bytes", "conflated", "dropped", "frames", "open")
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.accepted = 0
+        self.frames = 0
+        self.bytes = 0
+        self.conflated = 0
+        self.dropped = 0
+
+
 def _close_frame(code: int | None, reason: str = "") -> Frame:
     payload = b"" if code is None else struct.pack("!H", code) + reason.encode()[:120]
     return Frame(payload, push=False, opcode=_OP_CLOSE)
@@ -123,8 +156,10 @@ class _Connection:
         options: WsOptions,
         stream: trio.abc.Stream,
         ws: WSConnection,
+        counters: _Counters,
     ) -> None:
         self.id = next(_ids)
+        self._counters = counters
         self._exchange = exchange
         self._options = options
         self._stream = stream
@@ -213,6 +248,7 @@ class _Connection:
             if stale is not None:
                 self._dead.add(stale)
                 self._queued -= len(stale.wire)
+                self._counters.conflated += 1
             self._snapshots[key] = frame
         self._queue.append(frame)
         self._queued += len(frame.wire)
@@ -220,6 +256,7 @@ class _Connection:
             logger.warning(
                 "connection %d too slow (%d bytes queued): disconnecting", self.id, self._queued
             )
+            self._counters.dropped += 1
             self._done.set()
             return
         self._wake.set()
@@ -251,6 +288,8 @@ class _Connection:
         """Serve the connection until it closes."""
         faults = self._exchange.faults
         faults.attach(self)
+        self._counters.open += 1
+        self._counters.accepted += 1
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._guard, self._reader)
@@ -260,6 +299,7 @@ class _Connection:
                 await self._done.wait()
                 nursery.cancel_scope.cancel()
         finally:
+            self._counters.open -= 1
             faults.detach(self)
             self._exchange.fanout.remove(self)
             self._queue.clear()
@@ -382,6 +422,9 @@ class _Connection:
             if not chunks:
                 continue
             await stream.send_all(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            counters = self._counters
+            counters.frames += len(chunks)
+            counters.bytes += size
             if stop:
                 # After our close frame only the client's may still arrive (the reader or the
                 # watchdog ends the connection); after the fault's quota nothing more is sent.
@@ -426,13 +469,54 @@ class _Connection:
             self._enqueue(frame)
 
 
-class _Server:
-    """Accepts connections for one :func:`serve_ws`."""
+class WsServer:
+    """The WebSocket server of one exchange; :meth:`serve` runs it, :meth:`statistics` counts.
 
-    def __init__(self, exchange: SimExchange, options: WsOptions) -> None:
+    Args:
+        exchange: the shared exchange state.
+        options: server tunables.
+    """
+
+    def __init__(
+        self,
+        exchange: SimExchange,
+        options: WsOptions = WsOptions(),
+    ) -> None:
         self._exchange = exchange
         self._options = options
         self._connects = Limiter(exchange.rate_limits.connections_per_minute, period=60.0)
+        self._counters = _Counters()
+        #: ``ws://host:port/v2/websocket`` once serving.
+        self.url: str | None = None
+
+    def statistics(self) -> WsStatistics:
+        """A snapshot of the server's counters."""
+        c = self._counters
+        return WsStatistics(
+            connections_open=c.open,
+            connections_accepted=c.accepted,
+            frames_sent=c.frames,
+            bytes_sent=c.bytes,
+            frames_conflated=c.conflated,
+            slow_clients_dropped=c.dropped,
+        )
+
+    async def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` until cancelled; reports the URL through ``task_status``."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[1]
+        url_host = f"[{host}]" if ":" in host else host
+        self.url = f"ws://{url_host}:{bound}{self._options.path}"
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self.handle, listeners)
+            logger.info("websocket server listening on %s", self.url)
+            task_status.started(self.url)
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         try:
@@ -474,7 +558,7 @@ class _Server:
             await stream.send_all(ws.send(RejectConnection(status_code=refusal.http_status)))
             return
         await stream.send_all(ws.send(AcceptConnection()))
-        connection = _Connection(exchange, options, stream, ws)
+        connection = _Connection(exchange, options, stream, ws, self._counters)
         if not self._connects.allow(trio.current_time()):
             logger.info("connection rate limit exceeded: refusing connection %d", connection.id)
             reply = msg.subscription_failure(
@@ -506,12 +590,4 @@ async def serve_ws(
         task_status: receives the server's URL (``ws://host:port/v2/websocket``) once it is
             listening.
     """
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[1]
-    url_host = f"[{host}]" if ":" in host else host
-    url = f"ws://{url_host}:{bound}{options.path}"
-    server = _Server(exchange, options)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, server.handle, listeners)
-        logger.info("websocket server listening on %s", url)
-        task_status.started(url)
+    await WsServer(exchange, options).serve(host=host, port=port, task_status=task_status)

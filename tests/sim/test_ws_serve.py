@@ -33,6 +33,8 @@ def test_public_surface() -> None:
             "SimExchange",
             "Simulator",
             "WsOptions",
+            "WsServer",
+            "WsStatistics",
             "depth_checksum",
             "serve",
             "serve_sim",
