@@ -373,6 +373,12 @@ class EngineMachine(RuleBasedStateMachine):
                 assert balance.reserved == expected[instrument], (name, instrument)
 
     @invariant()
+    def nothing_is_reserved_without_open_orders(self) -> None:
+        for name in ACCOUNTS:
+            if not self.engine.open_orders(name):
+                assert all(b.reserved == 0 for b in self.engine.balances(name).values())
+
+    @invariant()
     def open_interest_is_the_sum_of_longs(self) -> None:
         longs = sum(
             (
