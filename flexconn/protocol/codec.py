@@ -8,7 +8,8 @@ no other. Encoding decisions, cattrs-preconf style:
   declares it with ``attrs.field(metadata=wire("instrumentId"))``; :func:`wire_name` reads
   either. ``wire(aliases=("orderID",))`` adds spellings accepted when structuring (the primary
   name wins when both are present); unstructuring always writes the primary name.
-* **Decimal** (prices, quantities, fees, balances) structures from ``str``, ``int`` or ``float``;
+* **Decimal** (prices, quantities, fees, balances) structures from ``str``, ``int``, ``float``
+  (or a ``Decimal`` from a parser that makes them);
   a float goes through its shortest ``repr`` string, never through its binary value, so ``0.1``
   is ``Decimal("0.1")``. Non-finite values and booleans are refused. Unstructuring writes an exact
   JSON number in positional notation (``orjson.Fragment(format(d, "f"))``), so requests carry
@@ -167,6 +168,8 @@ def structure_decimal(value: object, _: object = Decimal) -> Decimal:
         result = Decimal(value)
     elif isinstance(value, float):
         result = Decimal(repr(value))
+    elif isinstance(value, Decimal):
+        result = value
     else:
         raise TypeError(f"expected a decimal number, got {type(value).__name__}")
     if not result.is_finite():

@@ -22,6 +22,7 @@ order with the exchange's own error code.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any, Final
 
@@ -326,7 +327,7 @@ def _structure_order_spec(data: Any) -> OrderSpec:
 
 def _structure_list(value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise TypeError("dataArray must be a list")
+        raise TypeError(f"expected a list, got {type(value).__name__}")
     return value
 
 
@@ -350,7 +351,7 @@ def _request_from(obj: dict[str, Any], raw: str) -> Request | UnknownRequest:
             tag=tag,
         )
     if op in ("subscribe", "unsubscribe"):
-        channels = converter.structure(obj["args"], tuple[str, ...])
+        channels = tuple(converter.structure(c, str) for c in _structure_list(obj["args"]))
         cls = SubscribeRequest if op == "subscribe" else UnsubscribeRequest
         return cls(channels=channels, tag=tag)
     if op == "placeorder":
@@ -371,6 +372,10 @@ def _request_from(obj: dict[str, Any], raw: str) -> Request | UnknownRequest:
     return UnknownRequest(op=op if isinstance(op, str) else None, raw=raw)
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def decode_request(frame: str | bytes) -> Request | UnknownRequest:
     """Read a client's text frame back into a request model (the server's side).
 
@@ -380,12 +385,17 @@ def decode_request(frame: str | bytes) -> Request | UnknownRequest:
     Raises:
         RemoteProtocolError: not JSON, not an object, or a known command with unusable fields.
     """
-    raw = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+    try:
+        raw = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"request is not UTF-8: {exc}", frame) from None
     if raw.strip() == PING_FRAME:
         return Ping()
     try:
-        obj = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
+        # The stdlib parser with Decimal floats: request numbers are read exactly, whatever
+        # their number of digits (orjson would go through a double).
+        obj = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"request is not JSON: {exc}", frame) from None
     if not isinstance(obj, dict):
         raise RemoteProtocolError("request is not a JSON object", frame)
