@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from functools import cached_property
+from decimal import Decimal, InvalidOperation
+from functools import cached_property, partial
+from operator import itemgetter
 from typing import Any, ClassVar, NamedTuple
 
 import attrs
+import orjson
 
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import CandleGranularity, DepthLevel, Side
@@ -70,15 +72,39 @@ def _number(value: float | int | str) -> Decimal:
     raise ValueError(f"not a finite decimal number: {value!r}")
 
 
-def _convert(raw: Sequence[RawLevel]) -> tuple[PriceLevel, ...]:
-    return tuple([PriceLevel(_number(level[0]), _number(level[1])) for level in raw])
+_PRICE = itemgetter(0)
+_QUANTITY = itemgetter(1)
+_LEVEL = partial(tuple.__new__, PriceLevel)
 
 
-def _best_first(levels: tuple[PriceLevel, ...], *, descending: bool) -> tuple[PriceLevel, ...]:
-    prices = [level.price for level in levels]
-    if prices == sorted(prices, reverse=descending):
-        return levels
-    return tuple(sorted(levels, key=lambda level: level.price, reverse=descending))
+def _decimals(values: list[float | int | str]) -> list[Decimal]:
+    # One orjson call writes every number in its shortest round-trip form (what repr() gives, in
+    # C); Decimal then reads each token. A string among the numbers breaks the fast path (its
+    # token is quoted), so the slow per-value path takes over and validates.
+    if type(values[0]) is not str:
+        try:
+            return list(map(Decimal, orjson.dumps(values)[1:-1].decode().split(",")))
+        except (InvalidOperation, ValueError, TypeError):
+            pass
+    return list(map(_number, values))
+
+
+def _convert(raw: Sequence[RawLevel], *, descending: bool) -> tuple[PriceLevel, ...]:
+    """Typed levels, best first (the wire order unless it is not sorted)."""
+    if not raw:
+        return ()
+    raw_prices = list(map(_PRICE, raw))
+    prices = _decimals(raw_prices)
+    levels = tuple(map(_LEVEL, zip(prices, _decimals(list(map(_QUANTITY, raw))), strict=True)))
+    # Numbers compare faster than Decimals; strings must be compared as the Decimals they mean.
+    in_order = raw_prices if type(raw_prices[0]) is not str else prices
+    try:
+        if in_order == sorted(in_order, reverse=descending):
+            return levels
+    except TypeError:  # numbers mixed with strings
+        if prices == sorted(prices, reverse=descending):
+            return levels
+    return tuple(sorted(levels, key=_PRICE, reverse=descending))
 
 
 def check_raw_levels(raw: object) -> bool:
@@ -168,12 +194,12 @@ class DepthSnapshot:
     @cached_property
     def asks(self) -> tuple[PriceLevel, ...]:
         """Ask levels, best (lowest price) first, typed; converted on first access."""
-        return _best_first(_convert(self.raw_asks), descending=False)
+        return _convert(self.raw_asks, descending=False)
 
     @cached_property
     def bids(self) -> tuple[PriceLevel, ...]:
         """Bid levels, best (highest price) first, typed; converted on first access."""
-        return _best_first(_convert(self.raw_bids), descending=True)
+        return _convert(self.raw_bids, descending=True)
 
     @property
     def best_ask(self) -> PriceLevel | None:

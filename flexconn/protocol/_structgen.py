@@ -263,7 +263,13 @@ def _inner_expression(index: int, tp: Any, conv: Converter, env: dict[str, Any])
         )
     if isinstance(tp, type) and issubclass(tp, Enum):
         table = f"_e{index}"
-        env[table] = {member.value: member for member in tp}
+        # Lower-case spellings too (trades arrive with ``"side": "buy"``).
+        lookup: dict[object, Enum] = {}
+        for member in tp:
+            if isinstance(member.value, str):
+                lookup.setdefault(member.value.lower(), member)
+        lookup.update({member.value: member for member in tp})
+        env[table] = lookup
         if all(tp):  # every member truthy: one lookup decides
             return f"{table}.get(v) or {slow}"
         return f"{table}[v] if v in {table} else {slow}"
