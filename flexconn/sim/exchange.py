@@ -4,9 +4,10 @@ Both servers (WebSocket and REST) hold the same :class:`SimExchange`. Whoever ca
 calls :meth:`SimExchange.flush` right after; it drains the engine's events and pushes what they
 mean to WebSocket subscribers at once: order notices to every logged-in socket of the owning
 account subscribed to ``order:all`` or ``order:<market>``, trades to ``trade:<market>``,
-positions to ``position:`` subscribers of accounts that traded. It also marks the touched books
-and accounts, which the cadence publishers (:mod:`flexconn.sim.ws_channels`) use to decide what to
-send on their next tick. Everything here is synchronous and never blocks.
+positions to ``position:`` subscribers of accounts that traded. It also counts each account's
+order events, which tells the balance publisher (:mod:`flexconn.sim.ws_channels`) whom to update
+on its next tick; the depth publisher reads the engine's book versions. Everything here is
+synchronous and never blocks.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from decimal import Decimal
 from typing import Final
 
 import attrs
-import trio
 
 from flexconn.models.enums import OrderStatus
 from flexconn.sim import ws_messages as msg
@@ -99,11 +99,8 @@ class SimExchange:
         self._order_limiters: dict[str, Limiter] = {}
         # Orders placed with the 2020-12 spelling "STOP"; every other stop order is STOP_LIMIT.
         self._stop_names: dict[int, str] = {}
-        #: Markets whose book may have changed since the depth publisher last looked.
-        self.dirty_markets: set[str] = set()
         #: Per account, a counter bumped by every order event (balances may have moved).
         self.account_versions: dict[str, int] = {}
-        self._books_changed = trio.Event()
         #: The cadence publishers' state (depth seqNums, cached snapshots).
         self.channels = Channels(self)
         if not self.engine.has_account("demo"):
@@ -191,7 +188,6 @@ class SimExchange:
             order = event.order
             account = order.account_id
             market = order.market_code
-            self.dirty_markets.add(market)
             versions[account] = versions.get(account, 0) + 1
             if isinstance(event, OrderMatched):
                 traded.setdefault(account, set()).add(market)
@@ -206,15 +202,12 @@ class SimExchange:
                 self._stop_names.pop(order.order_id, None)
         trade_subs = fanout.public("trade")
         for market, batch in trades.items():
-            self.dirty_markets.add(market)
             subs = trade_subs.get(market)
             if subs:
                 fanout.send(subs, Frame(msg.trade_payload(batch)))
         for account, markets in traded.items():
             if fanout.private(account, "position"):
                 self.push_positions(account, markets)
-        if self.dirty_markets:
-            self._books_changed.set()
 
     def _notice(
         self, event: OrderOpened | OrderModified | OrderClosed | OrderMatched
@@ -273,18 +266,6 @@ class SimExchange:
         if subs:
             frame = Frame(msg.dumps(msg.cancel_all_notice(self.now_ms())))
             self.fanout.send(subs, frame)
-
-    def take_dirty_markets(self) -> set[str]:
-        """The markets touched since the last call (the depth publisher's work list)."""
-        dirty = self.dirty_markets
-        self.dirty_markets = set()
-        return dirty
-
-    async def wait_books_changed(self) -> None:
-        """Wait until some book may have changed since the last :meth:`take_dirty_markets`."""
-        if not self.dirty_markets:
-            await self._books_changed.wait()
-        self._books_changed = trio.Event()
 
 
 def position_entry(position: Position, markets: Mapping[str, MarketSpec]) -> dict[str, str]:

@@ -8,8 +8,11 @@ trade and position messages are not here: they are pushed in real time by
 Cadences (:class:`Cadences`): depth every 50 ms while the book changes, ticker 100 ms, candles
 500 ms, balance 250 ms, market 1 s. Depth and balance messages whose content did not change are
 re-sent every ``heartbeat`` seconds (default 1 s) rather than every tick, which keeps a subscriber
-within the exchange's 60-second idle rule without flooding it. ``depth=0`` publishes on every
-book change (firehose mode, for benchmarks).
+within the exchange's 60-second idle rule without flooding it. ``depth=0`` is the firehose mode
+for benchmarks: every subscribed depth channel is published on every scheduler pass, changed or
+not (an unchanged book costs only a new header: its encoded levels are cached per book version),
+so the server produces far more than any client can consume and slow readers get conflated
+snapshots.
 
 Depth ``seqNum`` is per channel (``depthL10:BTC-USD`` and ``depth:BTC-USD`` count separately),
 starts at the simulator's start time in microseconds (below 2**53, so JavaScript clients read
@@ -56,6 +59,8 @@ DEPTH_KINDS: Final[Mapping[str, int | None]] = {
 }
 #: Candle channel kinds (``candles60s``...) and their width in seconds.
 CANDLE_KINDS: Final[Mapping[str, int]] = {f"candles{g.value}": g.seconds for g in CandleGranularity}
+# How long the firehose depth publisher naps when nobody subscribes to depth.
+_FIREHOSE_IDLE: Final = 0.01
 
 
 def _nonnegative(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -70,7 +75,7 @@ def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) ->
 
 @attrs.frozen(kw_only=True)
 class Cadences:
-    """Seconds between channel messages; ``depth=0`` publishes on every book change."""
+    """Seconds between channel messages; ``depth=0`` is the firehose (see the module notes)."""
 
     depth: float = attrs.field(default=0.05, validator=_nonnegative)
     ticker: float = attrs.field(default=0.1, validator=_positive)
@@ -81,18 +86,26 @@ class Cadences:
 
     @classmethod
     def firehose(cls) -> Cadences:
-        """Depth on every book change; the rest as documented."""
+        """Depth as fast as the server can publish it; the rest as documented."""
         return cls(depth=0.0)
 
 
 class _DepthChannel:
-    __slots__ = ("frame", "sent_at", "seq", "version")
+    """One depth channel's state: its last seqNum and message, and the encoded levels of the
+    book version they show (re-used while the book does not change)."""
 
-    def __init__(self, seq: int) -> None:
+    __slots__ = ("body", "frame", "key", "kind", "levels", "market", "sent_at", "seq", "version")
+
+    def __init__(self, kind: str, market: str, seq: int) -> None:
+        self.kind = kind
+        self.market = market
+        self.key = f"{kind}:{market}"
+        self.levels = DEPTH_KINDS[kind]
         self.seq = seq
         self.version = -1
         self.sent_at = float("-inf")
         self.frame: Frame | None = None
+        self.body: msg.DepthBody | None = None
 
 
 def _dict_entry(ticker: Ticker, last_mark: Decimal) -> dict[str, str]:
@@ -154,17 +167,37 @@ class Channels:
     def __init__(self, exchange: SimExchange) -> None:
         self._exchange = exchange
         self._seq_base = exchange.now_ms() * 1000
-        self._depth: dict[str, _DepthChannel] = {}
+        self._depth: dict[tuple[str, str], _DepthChannel] = {}
         self._last_mark: dict[str, Decimal] = {}
         self._balance_state: dict[str, tuple[int, float]] = {}
 
     # --- depth ------------------------------------------------------------------------------
 
-    def _depth_state(self, channel: str) -> _DepthChannel:
-        state = self._depth.get(channel)
+    def _depth_state(self, kind: str, market: str) -> _DepthChannel:
+        states = self._depth
+        state = states.get((kind, market))
         if state is None:
-            state = self._depth[channel] = _DepthChannel(self._seq_base)
+            state = states[(kind, market)] = _DepthChannel(kind, market, self._seq_base)
         return state
+
+    def _depth_frame(self, state: _DepthChannel, version: int) -> Frame:
+        """A new message for the channel: the cached levels when the book is unchanged."""
+        exchange = self._exchange
+        body = state.body
+        futures = state.kind == "futures/depth"
+        if body is None or version != state.version:
+            book = exchange.engine.book(state.market, state.levels)
+            body = state.body = msg.depth_body(book.bids, book.asks, strings=futures)
+            state.version = version
+        ts = exchange.now_ms()
+        if futures:
+            payload = msg.futures_depth_message(state.market, ts, body)
+        else:
+            state.seq += 1
+            payload = msg.depth_message(state.market, state.seq, ts, body)
+        frame = state.frame = Frame(payload, conflate_key=state.key)
+        state.sent_at = trio.current_time()
+        return frame
 
     def publish_depth(self, *, force: bool = False, heartbeat: float = 1.0) -> int:
         """Publish every subscribed depth channel whose book changed (or whose last message is
@@ -174,48 +207,27 @@ class Channels:
         fanout = exchange.fanout
         now = trio.current_time()
         sent = 0
-        for kind, levels in DEPTH_KINDS.items():
+        for kind in DEPTH_KINDS:
             channels = fanout.public(kind)
             if not channels:
                 continue
             for market, subs in channels.items():
-                state = self._depth_state(f"{kind}:{market}")
+                state = self._depth_state(kind, market)
                 version = engine.book_version(market)
                 if not force and version == state.version and now - state.sent_at < heartbeat:
                     continue
-                book = engine.book(market, levels)
-                ts = exchange.now_ms()
-                if kind == "futures/depth":
-                    payload = msg.futures_depth_payload(market, ts, book.bids, book.asks)
-                else:
-                    state.seq += 1
-                    payload = msg.depth_payload(market, state.seq, ts, book.bids, book.asks)
-                frame = Frame(payload, conflate_key=f"{kind}:{market}")
-                state.frame = frame
-                state.version = version
-                state.sent_at = now
-                fanout.send(subs, frame)
+                fanout.send(subs, self._depth_frame(state, version))
                 sent += 1
         return sent
 
     def _initial_depth(self, sub: Subscriber, kind: str, market: str) -> None:
-        state = self._depth_state(f"{kind}:{market}")
-        if state.frame is not None and state.version == self._exchange.engine.book_version(market):
+        exchange = self._exchange
+        state = self._depth_state(kind, market)
+        version = exchange.engine.book_version(market)
+        if state.frame is not None and state.version == version:
             sub.push(state.frame)
             return
-        levels = DEPTH_KINDS[kind]
-        exchange = self._exchange
-        book = exchange.engine.book(market, levels)
-        ts = exchange.now_ms()
-        if kind == "futures/depth":
-            payload = msg.futures_depth_payload(market, ts, book.bids, book.asks)
-        else:
-            state.seq += 1
-            payload = msg.depth_payload(market, state.seq, ts, book.bids, book.asks)
-        frame = Frame(payload, conflate_key=f"{kind}:{market}")
-        state.frame = frame
-        state.version = book.version
-        state.sent_at = trio.current_time()
+        frame = self._depth_frame(state, version)
         # Everyone on the channel gets the fresh snapshot, so seqNum stays gap-free for all.
         exchange.fanout.send(exchange.fanout.public(kind).get(market, {sub}), frame)
 
@@ -362,20 +374,17 @@ class Channels:
             deadline = max(deadline, trio.current_time() - interval)
 
     async def _depth_loop(self, cadences: Cadences) -> None:
-        exchange = self._exchange
         if cadences.depth > 0:
             deadline = trio.current_time()
             while True:
                 deadline += cadences.depth
                 await trio.sleep_until(deadline)
-                exchange.take_dirty_markets()
                 self.publish_depth(heartbeat=cadences.heartbeat)
                 deadline = max(deadline, trio.current_time() - cadences.depth)
         else:
+            # Firehose: every subscribed channel on every scheduler pass, changed or not.
             while True:
-                with trio.move_on_after(cadences.heartbeat):
-                    await exchange.wait_books_changed()
-                exchange.take_dirty_markets()
-                self.publish_depth(heartbeat=cadences.heartbeat)
-                # Let the producers and the writers run between two rounds.
-                await trio.lowlevel.checkpoint()
+                if self.publish_depth(force=True):
+                    await trio.lowlevel.checkpoint()
+                else:
+                    await trio.sleep(_FIREHOSE_IDLE)

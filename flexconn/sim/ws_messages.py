@@ -36,15 +36,18 @@ from flexconn.sim.orders import Order, OrderMatched, PublicTrade
 
 __all__ = [
     "STOP_LIMIT",
+    "DepthBody",
     "cancel_all_notice",
     "command_failure",
     "command_success",
     "dec",
+    "depth_body",
     "depth_checksum",
+    "depth_message",
     "depth_payload",
     "dumps",
     "failure_notice",
-    "futures_depth_payload",
+    "futures_depth_message",
     "login_failure",
     "login_success",
     "order_notice",
@@ -311,32 +314,56 @@ def depth_checksum(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, st
     return zlib.crc32(":".join(parts).encode())
 
 
-def depth_payload(market_code: str, seq_num: int, ts: int, bids: Levels, asks: Levels) -> bytes:
-    """A later-era depth message (table ``depth``), numbers as JSON numbers, with checksum."""
+class DepthBody:
+    """The encoded levels of one book snapshot, reusable while the book does not change.
+
+    ``asks``/``bids`` are the JSON arrays' text (numbers for the later ``depth`` channels,
+    strings for 2020-12 ``futures/depth``) and ``checksum`` the later channels' checksum.
+    """
+
+    __slots__ = ("asks", "bids", "checksum")
+
+    def __init__(self, asks: str, bids: str, checksum: int) -> None:
+        self.asks = asks
+        self.bids = bids
+        self.checksum = checksum
+
+
+def depth_body(bids: Levels, asks: Levels, *, strings: bool = False) -> DepthBody:
+    """Encode a snapshot's levels once (``strings``: the 2020-12 four-string form)."""
     bid_texts = _level_texts(bids)
     ask_texts = _level_texts(asks)
-    checksum = depth_checksum(bid_texts, ask_texts)
-    ask_json = ",".join(f"[{p},{q},0,0]" for p, q in ask_texts)
-    bid_json = ",".join(f"[{p},{q},0,0]" for p, q in bid_texts)
-    # market codes are plain ASCII identifiers, so no JSON escaping is needed.
+    if strings:
+        level = '["{}","{}","0","0"]'
+        checksum = 0
+    else:
+        level = "[{},{},0,0]"
+        checksum = depth_checksum(bid_texts, ask_texts)
+    return DepthBody(
+        ",".join(level.format(p, q) for p, q in ask_texts),
+        ",".join(level.format(p, q) for p, q in bid_texts),
+        checksum,
+    )
+
+
+def depth_message(market_code: str, seq_num: int, ts: int, body: DepthBody) -> bytes:
+    """A later-era depth message (table ``depth``): numbers as JSON numbers, with checksum."""
+    # Market codes are plain ASCII identifiers, so no JSON escaping is needed.
     return (
         f'{{"table":"depth","data":[{{"instrumentId":"{market_code}","seqNum":{seq_num},'
-        f'"timestamp":"{ts}","checksum":{checksum},"asks":[{ask_json}],"bids":[{bid_json}]}}]}}'
+        f'"timestamp":"{ts}","checksum":{body.checksum},"asks":[{body.asks}],'
+        f'"bids":[{body.bids}]}}]}}'
     ).encode()
 
 
-def futures_depth_payload(market_code: str, ts: int, bids: Levels, asks: Levels) -> bytes:
+def futures_depth_message(market_code: str, ts: int, body: DepthBody) -> bytes:
     """A 2020-12 ``futures/depth`` message: levels as four strings, no seqNum or checksum."""
-    return dumps(
-        {
-            "table": "futures/depth",
-            "data": [
-                {
-                    "asks": [[p, q, "0", "0"] for p, q in _level_texts(asks)],
-                    "bids": [[p, q, "0", "0"] for p, q in _level_texts(bids)],
-                    "instrumentId": market_code,
-                    "timestamp": str(ts),
-                }
-            ],
-        }
-    )
+    return (
+        f'{{"table":"futures/depth","data":[{{"asks":[{body.asks}],"bids":[{body.bids}],'
+        f'"instrumentId":"{market_code}","timestamp":"{ts}"}}]}}'
+    ).encode()
+
+
+def depth_payload(market_code: str, seq_num: int, ts: int, bids: Levels, asks: Levels) -> bytes:
+    """A later-era depth message built straight from levels."""
+    return depth_message(market_code, seq_num, ts, depth_body(bids, asks))
