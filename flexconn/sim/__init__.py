@@ -13,13 +13,10 @@ from flexconn.sim.simulator import Simulator, serve, serve_sim
 from flexconn.sim.ws_channels import Cadences
 from flexconn.sim.ws_messages import depth_checksum
 from flexconn.sim.ws_server import WS_PATH, WsOptions, WsServer, WsStatistics, serve_ws
-from flexconn.sim.ws_session import MAX_MESSAGE_LENGTH, MAX_TAG_LENGTH
 
 __all__ = [
     "DEFAULT_MARKETS",
     "DEFAULT_RATE_LIMITS",
-    "MAX_MESSAGE_LENGTH",
-    "MAX_TAG_LENGTH",
     "WS_PATH",
     "ApiKey",
     "Cadences",

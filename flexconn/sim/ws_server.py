@@ -56,16 +56,12 @@ from wsproto.events import (
 from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
 from flexconn.errors import ERROR_CODES
+from flexconn.protocol import MAX_MESSAGE_LENGTH
 from flexconn.sim import ws_messages as msg
 from flexconn.sim.exchange import SimExchange
 from flexconn.sim.ratelimit import Limiter
 from flexconn.sim.wire import OP_BINARY, OP_TEXT, Frame
-from flexconn.sim.ws_session import (
-    DEFAULT_LOGIN_WINDOW_MS,
-    MAX_MESSAGE_LENGTH,
-    Session,
-    SessionOptions,
-)
+from flexconn.sim.ws_session import DEFAULT_LOGIN_WINDOW_MS, Session, SessionOptions
 
 __all__ = ["WS_PATH", "WsOptions", "WsServer", "WsStatistics", "serve_ws"]
 
@@ -90,7 +86,7 @@ class WsOptions:
         path: the endpoint path; other paths get HTTP 404.
         idle_timeout: seconds without pushed data or pings before the server closes.
         login_window_ms: how far a login timestamp may be from the server clock (20024).
-        max_message_length: longest accepted message in characters (20027).
+        max_message_length: longest accepted message in UTF-8 bytes (20027).
         outbox_limit: bytes queued for one client before it counts as too slow.
         max_message_bytes: a message this large closes the connection (1009) unread.
         handshake_timeout: seconds allowed for the opening handshake.
@@ -201,7 +197,7 @@ class _Connection:
         return self.session.account_id
 
     def push(self, frame: Frame) -> None:
-        if self._done.is_set() or self._closing or self._stall_until:
+        if self._done.is_set() or self._closing or (self._stall_until and self._stalled()):
             return
         if frame.push:
             self._alive_at = trio.current_time()
@@ -230,6 +226,19 @@ class _Connection:
     def resume(self) -> None:
         if self._stall_until:
             self._resumed.set()
+            self._poke.set()
+
+    def _stalled(self) -> bool:
+        """Whether a stall is in force now; ends it (and restarts the idle clock) once over."""
+        until = self._stall_until
+        if not until:
+            return False
+        now = trio.current_time()
+        if now < until and not self._resumed.is_set():
+            return True
+        self._stall_until = 0.0
+        self._alive_at = now
+        return False
 
     def inject(self, frame: str | bytes) -> None:
         if isinstance(frame, str):
@@ -320,12 +329,10 @@ class _Connection:
             self._done.set()
 
     async def _wait_unstalled(self) -> None:
-        if self._stall_until:
+        if self._stalled():
             with trio.move_on_at(self._stall_until):
                 await self._resumed.wait()
-            self._stall_until = 0.0
-            self._alive_at = trio.current_time()
-            self._poke.set()
+            self._stalled()
 
     async def _reader(self) -> None:
         ws = self._ws
@@ -444,7 +451,7 @@ class _Connection:
                     self._done.set()
                     return
                 deadline = self._close_deadline
-            elif self._stall_until:
+            elif self._stalled():
                 deadline = self._stall_until
             else:
                 deadline = self._alive_at + idle

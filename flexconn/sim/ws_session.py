@@ -10,7 +10,7 @@ own op, one reply per order for batches):
 
 1. rate limit (50/s logged in, 1/s before; configurable)            -> 20007
 2. not valid JSON, or not an object                                  -> 20009 (event ``error``)
-3. longer than :data:`MAX_MESSAGE_LENGTH` characters                 -> 20027
+3. longer than ``MAX_MESSAGE_LENGTH`` (4096) UTF-8 bytes            -> 20027
 4. ``tag`` longer than 32 characters                                 -> 20034
 5. unknown ``op``                                                    -> 20003
 6. private op or channel before login                                -> 20026
@@ -42,6 +42,7 @@ import trio
 from flexconn.auth import verify_ws_login
 from flexconn.errors import ERROR_CODES
 from flexconn.models.enums import OrderStatus
+from flexconn.protocol import MAX_MESSAGE_LENGTH, MAX_TAG_LENGTH, message_length
 from flexconn.sim import ws_messages as msg
 from flexconn.sim.exchange import ApiKey, SimExchange
 from flexconn.sim.fanout import Subscriber
@@ -60,8 +61,6 @@ from flexconn.sim.ws_validate import (
 
 __all__ = [
     "DEFAULT_LOGIN_WINDOW_MS",
-    "MAX_MESSAGE_LENGTH",
-    "MAX_TAG_LENGTH",
     "Session",
     "SessionOptions",
     "parse_channel",
@@ -69,11 +68,6 @@ __all__ = [
 
 logger = logging.getLogger("flexconn.sim.ws")
 
-#: The longest message the server accepts, in characters (20027 beyond). The documents size a
-#: batch at "20 orders of about 200 characters", so the limit sits just above 4,000.
-MAX_MESSAGE_LENGTH: Final = 4096
-#: The longest ``tag`` (20034 beyond).
-MAX_TAG_LENGTH: Final = 32
 #: How far a login ``timestamp`` may be from the server's clock, either way (20024 beyond).
 DEFAULT_LOGIN_WINDOW_MS: Final = 30_000
 
@@ -215,7 +209,7 @@ class Session:
         if request is None:
             self._refuse(None, "20009")
             return
-        if len(text) > self._options.max_message_length:
+        if message_length(text) > self._options.max_message_length:
             self._refuse(request, "20027")
             return
         tag = _tag_of(request)

@@ -41,10 +41,10 @@ import attrs
 
 from flexconn.errors import ERROR_CODES
 from flexconn.models.enums import OrderStatus, OrderType, Side, TimeInForce
+from flexconn.protocol import MAX_CLIENT_ORDER_ID
 from flexconn.sim.ws_messages import dec
 
 __all__ = [
-    "MAX_CLIENT_ORDER_ID",
     "CancelCommand",
     "ModifyCommand",
     "PlaceCommand",
@@ -55,8 +55,6 @@ __all__ = [
     "parse_place",
 ]
 
-#: The largest ``clientOrderId`` (a signed 64-bit long).
-MAX_CLIENT_ORDER_ID: Final = 2**63 - 1
 #: The default ``recvWindow`` when only ``timestamp`` is given.
 DEFAULT_RECV_WINDOW_MS: Final = 1000
 

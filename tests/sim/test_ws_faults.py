@@ -94,6 +94,17 @@ async def test_stall_for_a_while_resumes_by_itself(
     assert trio.current_time() - start == pytest.approx(5.0)
 
 
+async def test_pushes_resume_after_a_timed_stall_without_client_traffic(
+    sim: Simulator, client: Client, autojump_clock: trio.testing.MockClock
+) -> None:
+    await client.subscribe("ticker:BTC-USD")
+    await client.table("ticker")
+    sim.faults.stall(5.0)
+    start = trio.current_time()
+    await client.table("ticker")
+    assert 5.0 <= trio.current_time() - start <= 5.0 + 0.1 + 1e-9
+
+
 async def test_refused_connections_get_503_until_the_window_ends(
     sim: Simulator, autojump_clock: trio.testing.MockClock
 ) -> None:

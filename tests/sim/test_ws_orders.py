@@ -8,9 +8,20 @@ from typing import Any
 
 import pytest
 from conftest import Client, Json, connect
+from hypothesis import given
+from hypothesis import strategies as st
 
+from flexconn.errors import ERROR_CODES
 from flexconn.models.enums import OrderType, Side
-from flexconn.sim import Simulator
+from flexconn.sim import DEFAULT_MARKETS, Simulator
+from flexconn.sim.ws_validate import (
+    ModifyCommand,
+    PlaceCommand,
+    Rejection,
+    parse_cancel,
+    parse_modify,
+    parse_place,
+)
 
 MARKET = "BTC-USD-SWAP-LIN"
 
@@ -643,3 +654,63 @@ async def test_account_order_rate_limit_is_20007(trader: Client) -> None:
     codes = [r.get("code") for r in replies]
     assert codes[:50] == [None] * 50
     assert codes[50:] == ["20007"] * 10
+
+
+# --- validation invariants ---------------------------------------------------------------------
+
+_MARKETS = {spec.market_code: spec for spec in DEFAULT_MARKETS}
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+_plausible = {
+    "marketCode": st.sampled_from([MARKET, "BTC-USD", "", "NOPE"]),
+    "side": st.sampled_from(["BUY", "SELL", "buy", ""]),
+    "orderType": st.sampled_from(["LIMIT", "MARKET", "STOP", "STOP_LIMIT", "OCO"]),
+    "quantity": st.sampled_from([1, 0, -1, 0.5, "2", "x"]),
+    "price": st.sampled_from([40000, 0, -5, "40000.5", 1e-9, "nan"]),
+    "stopPrice": st.sampled_from([100, 120, 0, "y"]),
+    "limitPrice": st.sampled_from([100, 120, -1]),
+    "clientOrderId": st.sampled_from([1, 0, -1, 2**63, "7", 1.5]),
+    "timeInForce": st.sampled_from(["GTC", "IOC", "FOK", "MAKER_ONLY", "DAY"]),
+    "orderId": st.sampled_from([1, 0, "12", "x", 2**64]),
+}
+_orders = st.fixed_dictionaries(
+    {}, optional={key: values | _json for key, values in _plausible.items()}
+)
+
+
+@given(_orders | _json)
+def test_validation_never_raises_and_only_returns_documented_codes(data: Any) -> None:
+    now = int(time.time() * 1000)
+    for result in (
+        parse_place(data, _MARKETS, now),
+        parse_cancel(data, _MARKETS),
+        parse_modify(data, _MARKETS, now),
+    ):
+        if isinstance(result, Rejection):
+            assert result.code in ERROR_CODES
+            assert result.message == ERROR_CODES[result.code][0]
+
+
+@given(_orders)
+def test_accepted_orders_satisfy_every_documented_rule(data: dict[str, Any]) -> None:
+    result = parse_place(data, _MARKETS, int(time.time() * 1000))
+    if not isinstance(result, PlaceCommand):
+        return
+    assert result.market_code in _MARKETS
+    assert result.quantity > 0
+    assert result.client_order_id is None or 0 < result.client_order_id < 2**63
+    if result.order_type is OrderType.LIMIT:
+        assert result.price is not None and result.price > 0
+    if result.order_type is OrderType.STOP:
+        assert result.stop_price is not None and result.limit_price is not None
+        assert result.stop_price > 0 and result.limit_price > 0
+        if result.side is Side.BUY:
+            assert result.stop_price <= result.limit_price
+        else:
+            assert result.limit_price <= result.stop_price
+    modify = parse_modify(data, _MARKETS, int(time.time() * 1000))
+    if isinstance(modify, ModifyCommand):
+        assert modify.order_id > 0

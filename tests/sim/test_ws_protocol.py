@@ -72,6 +72,13 @@ async def test_message_over_4096_characters_is_20027(trader: Client) -> None:
     assert (await trader.recv())["success"] is True
 
 
+async def test_the_limit_counts_utf8_bytes_not_characters(trader: Client) -> None:
+    head = '{"op":"subscribe","tag":1,"args":["liquidationRFQ"],"pad":"'
+    text = head + "\u00e9" * 2100 + '"}'  # 2,162 characters, 4,262 bytes
+    await trader.send(text)
+    assert (await trader.recv())["code"] == "20027"
+
+
 async def test_over_long_batch_is_refused_per_order(trader: Client) -> None:
     order = {
         "clientOrderId": 1,

@@ -21,8 +21,6 @@ def test_public_surface() -> None:
         [
             "DEFAULT_MARKETS",
             "DEFAULT_RATE_LIMITS",
-            "MAX_MESSAGE_LENGTH",
-            "MAX_TAG_LENGTH",
             "WS_PATH",
             "ApiKey",
             "Cadences",
