@@ -618,21 +618,10 @@ class Connection:
             await self._dispatch(message)
 
     async def _dispatch(self, message: object) -> None:
-        reply = routing.classify_reply(message)
-        if reply is not None:
-            key, error = reply
-            if key == "pong":
-                self._pong.set()
-                return
-            waiter = self._waiters.pop(key, None)
-            if waiter is None and key == "error":
-                waiter = self._oldest_waiter()
-            if waiter is not None:
-                waiter.resolve(error)
-                return
-            if error is not None:
-                log.warning("unsolicited error reply: %s", error)
-            self._emit(ConnectionEvent(kind="unsolicited_reply", detail=key, payload=message))
+        replies = routing.reply_keys(message)
+        if replies:
+            for key, error in replies:
+                self._resolve(key, error, message)
             return
         if isinstance(message, Greeting):
             return  # the exchange greets every new socket with a nonce; nothing to do
@@ -656,6 +645,23 @@ class Connection:
                     if item is None:
                         continue
                 await self._deliver(sub, item)
+
+    def _resolve(self, key: str, error: ExchangeError | None, message: object) -> None:
+        """Hand a reply to the command waiting for it."""
+        if key == "pong":
+            self._pong.set()
+            return
+        waiter = self._waiters.pop(key, None)
+        if waiter is None and key in ("error", "subscribe", "unsubscribe"):
+            # A failure that names no channel answers the oldest command of its kind (any kind
+            # for a bare ``error`` event).
+            waiter = self._oldest_waiter("" if key == "error" else f"{key}:")
+        if waiter is not None:
+            waiter.resolve(error)
+            return
+        if error is not None:
+            log.warning("unsolicited error reply: %s", error)
+        self._emit(ConnectionEvent(kind="unsolicited_reply", detail=key, payload=message))
 
     def _depth_variant(self, key: str) -> str:
         """The depth subscription a depth frame belongs to when its table does not name one.
@@ -739,13 +745,16 @@ class Connection:
         self._waiters[key] = waiter
         return waiter
 
-    def _oldest_waiter(self) -> _Waiter | None:
-        for key in list(self._waiters):
-            return self._waiters.pop(key)
+    def _oldest_waiter(self, prefix: str) -> _Waiter | None:
+        for key in self._waiters:
+            if key.startswith(prefix):
+                return self._waiters.pop(key)
         return None
 
     def _new_bucket(self, *, authenticated: bool = False) -> TokenBucket:
-        return TokenBucket(50 if authenticated else 1)
+        # The exchange counts by arrival; a 2% longer period absorbs jitter between our send and
+        # its receive so that pacing at the limit never provokes a 20007.
+        return TokenBucket(50 if authenticated else 1, per=1.02)
 
     async def _take_token(self) -> None:
         # The bucket is refilled by time alone, so sleeping until it has a token is exact.
