@@ -65,7 +65,7 @@ async def rest(sim: Sim) -> AsyncIterator[RestClient]:
 
 
 def fill(
-    exchange: SimExchange, quantity: str, *, taker: str = "demo", maker: str = "maker"
+    exchange: SimExchange, quantity: str, *, taker: str = "1001", maker: str = "maker"
 ) -> None:
     """Cross two accounts' orders on the BTC perpetual (``taker`` buys)."""
     for account in (taker, maker):
@@ -142,7 +142,7 @@ async def test_public_methods_need_no_credentials(sim: Sim) -> None:
 
 async def test_account_methods(rest: RestClient, sim: Sim) -> None:
     info = await rest.account_info()
-    assert info.account_id == "demo" and info.data[0].margin_currency == "USD"
+    assert info.account_id == "1001" and info.data[0].margin_currency == "USD"
     balances = await rest.balances()
     assert {b.instrument_id: b.total for b in balances.data}["USD"] == Decimal(1_000_000)
     one = await rest.balances("BTC")
@@ -267,7 +267,7 @@ async def test_server_error_is_not_retried_for_orders(rest: RestClient, sim: Sim
     with pytest.raises(ServerError):
         await rest.place_orders([limit_order(1)])
     assert sim.exchange.faults.take_failure("POST /v2/orders/place") is not None
-    assert sim.exchange.engine.open_orders("demo") == []
+    assert sim.exchange.engine.open_orders("1001") == []
 
 
 async def test_client_errors_are_not_retried(rest: RestClient, sim: Sim) -> None:
@@ -303,7 +303,7 @@ async def test_timeouts(sim: Sim) -> None:
         with pytest.raises(OrderOutcomeUnknown):
             await c.place_orders([limit_order(5)])
     # the order did reach the engine: exactly why its outcome was unknown to the client
-    assert [o.client_order_id for o in sim.exchange.engine.open_orders("demo")] == [5]
+    assert [o.client_order_id for o in sim.exchange.engine.open_orders("1001")] == [5]
 
 
 async def test_connection_refused_is_retried_then_raised() -> None:

@@ -44,6 +44,9 @@ __all__ = ["DEFAULT_DEMO_BALANCES", "ApiKey", "SimExchange", "wall_clock_ms"]
 
 logger = logging.getLogger("flexconn.sim.exchange")
 
+#: The demo account's id: numeric, like the exchange's own account ids (sent as strings).
+DEMO_ACCOUNT_ID: Final = "1001"
+
 #: What the demo account starts with.
 DEFAULT_DEMO_BALANCES: Final[Mapping[str, Decimal]] = {
     "USD": Decimal(1_000_000),
@@ -103,10 +106,10 @@ class SimExchange:
         self.account_versions: dict[str, int] = {}
         #: The cadence publishers' state (depth seqNums, cached snapshots).
         self.channels = Channels(self)
-        if not self.engine.has_account("demo"):
-            self.open_account("demo", demo_balances)
-        self.demo_key = self.create_api_key("demo", can_trade=True)
-        self.read_only_key = self.create_api_key("demo", can_trade=False)
+        if not self.engine.has_account(DEMO_ACCOUNT_ID):
+            self.open_account(DEMO_ACCOUNT_ID, demo_balances)
+        self.demo_key = self.create_api_key(DEMO_ACCOUNT_ID, can_trade=True)
+        self.read_only_key = self.create_api_key(DEMO_ACCOUNT_ID, can_trade=False)
 
     # --- accounts and keys ------------------------------------------------------------------
 

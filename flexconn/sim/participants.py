@@ -83,7 +83,8 @@ class Participants:
         markets: market codes to trade (default: all of the engine's markets).
         rate_per_s: steps per second a server should run (``math.inf``: as fast as it can).
         depth: quotes per side the maker keeps in each market.
-        account_prefix: the accounts are ``<prefix>maker`` and ``<prefix>taker``.
+        account_base: the maker's account id; the taker's is the next number (the exchange's
+            account ids are numeric).
 
     Opening the accounts and quoting ``depth`` levels per side in every market happens here, so
     the books are two-sided before the first step.
@@ -99,7 +100,7 @@ class Participants:
         markets: Iterable[str] | None = None,
         rate_per_s: float = 20.0,
         depth: int = 10,
-        account_prefix: str = "sim-",
+        account_base: int = 9001,
     ) -> None:
         if depth < 1:
             raise ValueError("depth must be at least 1")
@@ -111,8 +112,8 @@ class Participants:
         codes = list(engine.markets) if markets is None else list(markets)
         self._quoters = [_Quoter(engine.markets[code]) for code in codes]
         self._next = 0
-        self.maker = f"{account_prefix}maker"
-        self.taker = f"{account_prefix}taker"
+        self.maker = str(account_base)
+        self.taker = str(account_base + 1)
         self.accounts = (self.maker, self.taker)
         funds: dict[str, Decimal] = {}
         for quoter in self._quoters:

@@ -92,12 +92,12 @@ def test_mid_takes_a_slow_random_walk() -> None:
 
 def test_participants_trade_only_their_markets_under_their_accounts() -> None:
     engine = Engine(clock=Clock())
-    participants = Participants(engine, markets=["ETH-USD"], account_prefix="bot-", depth=3)
-    assert participants.accounts == ("bot-maker", "bot-taker")
+    participants = Participants(engine, markets=["ETH-USD"], account_base=7001, depth=3)
+    assert participants.accounts == ("7001", "7002")
     participants.step(300)
     events = engine.drain_events()
     owners = {e.order.account_id for e in events if not isinstance(e, PublicTrade)}
-    assert owners <= {"bot-maker", "bot-taker"}
+    assert owners <= {"7001", "7002"}
     assert {e.market_code for e in events if isinstance(e, PublicTrade)} == {"ETH-USD"}
     assert engine.book("BTC-USD").bids == ()
 
@@ -116,7 +116,7 @@ def test_a_client_can_trade_against_the_participants() -> None:
     )
     assert order.status is OrderStatus.FILLED
     makers = {e.order.account_id for e in engine.drain_events() if isinstance(e, OrderMatched)}
-    assert makers == {"me", "sim-maker"}
+    assert makers == {"me", "9001"}
     assert engine.positions("me")["BTC-USD-SWAP-LIN"].quantity == D("0.01")
 
 

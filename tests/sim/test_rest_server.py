@@ -108,7 +108,7 @@ def trade_into_position(exchange: SimExchange, quantity: str) -> None:
     """Give the demo account a long BTC perpetual position against another account."""
     if not exchange.engine.has_account("maker"):
         exchange.open_account("maker", {"USD": Decimal(10_000_000)})
-    for account, side in (("maker", Side.SELL), ("demo", Side.BUY)):
+    for account, side in (("maker", Side.SELL), ("1001", Side.BUY)):
         exchange.engine.place(
             account,
             market_code="BTC-USD-SWAP-LIN",
@@ -224,7 +224,7 @@ async def test_private_balances_with_hand_signed_headers(sim: Sim) -> None:
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"event", "timestamp", "accountId", "tradeType", "data"}
-    assert (body["event"], body["accountId"], body["tradeType"]) == ("balances", "demo", "LINEAR")
+    assert (body["event"], body["accountId"], body["tradeType"]) == ("balances", "1001", "LINEAR")
     usd = next(b for b in body["data"] if b["instrumentId"] == "USD")
     assert usd["total"] == "1000000" and usd["reserved"] == "0"
     assert set(usd) == {"instrumentId", "total", "available", "reserved", "quantityLastUpdated"}
@@ -254,7 +254,7 @@ async def test_authentication_failures(sim: Sim) -> None:
         ({**good, "Nonce": "2"}, "20000"),
         (sign(key, "GET", sim.host, "/v2/positions", "", ts="2020-04-30T15:20:30"), "20024"),
         ({**good, "Timestamp": "yesterday"}, "20000"),
-        (sign(ApiKey(api_key=key.api_key, api_secret="wrong", account_id="demo"), "GET",
+        (sign(ApiKey(api_key=key.api_key, api_secret="wrong", account_id="1001"), "GET",
               sim.host, "/v2/positions", ""), "20000"),
     ]  # fmt: skip
     for headers, code in cases:
@@ -315,7 +315,7 @@ async def test_injected_failures(sim: Sim) -> None:
         "20007",
         "slow down",
     )
-    assert sim.exchange.engine.open_orders("demo") == []
+    assert sim.exchange.engine.open_orders("1001") == []
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -335,7 +335,7 @@ async def test_place_modify_cancel_bodies(sim: Sim) -> None:
     response = await signed(sim, "POST", "/v2/orders/place",
                             body={"responseType": "FULL", "orders": [order, bad]})  # fmt: skip
     body = response.json()
-    assert (body["event"], body["accountId"]) == ("placeOrder", "demo")
+    assert (body["event"], body["accountId"]) == ("placeOrder", "1001")
     opened, refused = body["data"]
     assert opened == {
         "success": "true", "timestamp": opened["timestamp"], "clientOrderId": "7",
@@ -417,7 +417,7 @@ async def test_open_orders_v2_and_v21_and_cancel_all(sim: Sim) -> None:
         "marketCode": "BTC-USD",
         "msg": "All open orders for the specified market have been queued for cancellation",
     }
-    assert sim.exchange.cancel_notices == ["demo"]
+    assert sim.exchange.cancel_notices == ["1001"]
     history = (await signed(sim, "GET", "/v2.1/orders", query={"marketCode": "BTC-USD"})).json()
     (record,) = history["data"]
     assert record["status"] == "OrderClosed" and "orderClosedTimestamp" in record
@@ -425,8 +425,8 @@ async def test_open_orders_v2_and_v21_and_cancel_all(sim: Sim) -> None:
     assert [r["status"] for r in rest["data"]] == ["OrderOpened"]
     everything = await signed(sim, "DELETE", "/v2/cancel/orders", body={})
     assert everything.json()["data"]["msg"].startswith("All open orders for the account")
-    assert sim.exchange.cancel_notices == ["demo", "demo"]
-    assert sim.exchange.engine.open_orders("demo") == []
+    assert sim.exchange.cancel_notices == ["1001", "1001"]
+    assert sim.exchange.engine.open_orders("1001") == []
 
 
 async def test_positions_trades_and_v21_fills(sim: Sim) -> None:

@@ -47,7 +47,7 @@ def build_book(sim: Simulator, levels: int) -> None:
     for i in range(levels):
         for side, price in ((Side.BUY, 49_999 - i), (Side.SELL, 50_001 + i)):
             engine.place(
-                "demo",
+                "1001",
                 market_code=MARKET,
                 side=side,
                 order_type=OrderType.LIMIT,
@@ -400,7 +400,7 @@ async def test_balance_all_and_single(trader: Client) -> None:
     await trader.subscribe("balance:all")
     everything = await trader.table("balance")
     assert list(everything) == ["table", "accountId", "timestamp", "tradeType", "data"]
-    assert everything["accountId"] == "demo" and everything["tradeType"] == "LINEAR"
+    assert everything["accountId"] == "1001" and everything["tradeType"] == "LINEAR"
     by_asset = {b["instrumentId"]: b for b in everything["data"]}
     assert by_asset["USD"] == {
         "total": "1000000",

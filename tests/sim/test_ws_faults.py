@@ -45,7 +45,7 @@ async def test_drop_all_with_a_close_code(sim: Simulator, client: Client) -> Non
 async def test_drop_one_accounts_connections(
     sim: Simulator, client: Client, trader: Client
 ) -> None:
-    assert sim.faults.drop_all(account_id="demo") == 1
+    assert sim.faults.drop_all(account_id="1001") == 1
     assert await _closed(trader) == 1006
     await client.send("ping")
     assert await client.recv_text() == "pong"
@@ -143,7 +143,7 @@ async def test_inject_garbage_and_binary_to_everyone(
 async def test_inject_an_unknown_message_to_one_account(
     sim: Simulator, client: Client, trader: Client
 ) -> None:
-    assert sim.faults.inject('{"event":"surprise"}', account_id="demo") == 1
+    assert sim.faults.inject('{"event":"surprise"}', account_id="1001") == 1
     assert await trader.recv() == {"event": "surprise"}
     await client.send("ping")
     assert await client.recv_text() == "pong"
@@ -278,7 +278,7 @@ async def test_depth_is_conflated_for_a_slow_reader(
         engine = sim.exchange.engine
         for i in range(LEVELS):  # a deep, changing book: far more depth data than the outbox holds
             engine.place(
-                "demo",
+                "1001",
                 market_code=MARKET,
                 side=Side.BUY,
                 order_type=OrderType.LIMIT,

@@ -64,7 +64,7 @@ async def test_wrong_signature_is_20000(sim: Simulator, client: Client) -> None:
 
 async def test_secret_of_another_key_is_20000(sim: Simulator, client: Client) -> None:
     forged = ApiKey(
-        api_key=sim.demo_key.api_key, api_secret=sim.read_only_key.api_secret, account_id="demo"
+        api_key=sim.demo_key.api_key, api_secret=sim.read_only_key.api_secret, account_id="1001"
     )
     await client.send(login_request(forged, tag=7))
     _failure(await client.recv(), "20000", "Signature is invalid")

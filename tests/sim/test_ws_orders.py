@@ -86,7 +86,7 @@ async def test_limit_order_reply_and_order_opened_notice(trader: Client) -> None
     opened = await notice(trader, "OrderOpened")
     assert opened == {
         "notice": "OrderOpened",
-        "accountId": "demo",
+        "accountId": "1001",
         "clientOrderId": "1",
         "orderId": order_id,
         "price": "40000",
@@ -328,7 +328,7 @@ async def test_zero_quantity_also_pushes_the_2020_order_rejected_notice(trader: 
     rejected = await notice(trader, "OrderRejected")
     assert rejected["status"] == "REJECT_QUANTITY_ZERO"
     assert rejected["quantity"] == "0" and rejected["clientOrderId"] == "1"
-    assert rejected["accountId"] == "demo"
+    assert rejected["accountId"] == "1001"
 
 
 async def test_stop_relation_pushes_order_rejected_with_stop_fields(trader: Client) -> None:
@@ -622,7 +622,7 @@ async def test_orders_placed_outside_the_socket_are_pushed_on_flush(
 ) -> None:
     await trader.subscribe(f"order:{MARKET}")
     order = sim.exchange.engine.place(
-        "demo",
+        "1001",
         market_code=MARKET,
         side=Side.SELL,
         order_type=OrderType.LIMIT,
@@ -631,9 +631,9 @@ async def test_orders_placed_outside_the_socket_are_pushed_on_flush(
     )
     sim.exchange.flush()
     assert (await notice(trader, "OrderOpened"))["orderId"] == str(order.order_id)
-    sim.exchange.engine.cancel_all("demo")
+    sim.exchange.engine.cancel_all("1001")
     sim.exchange.flush()
-    sim.exchange.broadcast_cancel_notice("demo")
+    sim.exchange.broadcast_cancel_notice("1001")
     assert (await notice(trader, "OrderClosed"))["status"] == "CANCELED_BY_USER"
     cancel = await trader.reply("CANCEL")
     assert list(cancel) == ["event", "submitted", "timestamp"]

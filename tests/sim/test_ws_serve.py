@@ -48,7 +48,7 @@ async def test_serve_exposes_urls_and_keys_and_stops_cleanly() -> None:
         assert sim.ws_url.startswith("ws://127.0.0.1:") and sim.ws_url.endswith("/v2/websocket")
         assert sim.rest_url is not None and sim.rest_url.startswith("http://127.0.0.1:")
         assert sim.demo_key.can_trade and not sim.read_only_key.can_trade
-        assert sim.demo_key.account_id == sim.read_only_key.account_id == "demo"
+        assert sim.demo_key.account_id == sim.read_only_key.account_id == "1001"
         assert sim.faults is sim.exchange.faults
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{sim.rest_url}/v2/ping")).status_code == 200
