@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 from conftest import Client, Json, connect
 from hypothesis import given
 from hypothesis import strategies as st
@@ -640,7 +642,9 @@ async def test_orders_placed_outside_the_socket_are_pushed_on_flush(
     assert cancel["submitted"] is True
 
 
-async def test_account_order_rate_limit_is_20007(trader: Client) -> None:
+async def test_account_order_rate_limit_is_20007(
+    trader: Client, autojump_clock: trio.testing.MockClock
+) -> None:
     await trader.send(
         {"op": "placeorders", "tag": 1, "dataArray": [limit(price=30000 + i) for i in range(20)]}
     )
