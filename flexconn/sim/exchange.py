@@ -40,7 +40,7 @@ from flexconn.sim.ratelimit import DEFAULT_RATE_LIMITS, Limiter, RateLimits
 from flexconn.sim.wire import Frame
 from flexconn.sim.ws_channels import Channels
 
-__all__ = ["DEFAULT_DEMO_BALANCES", "ApiKey", "SimExchange", "wall_clock_ms"]
+__all__ = ["DEFAULT_DEMO_BALANCES", "DEMO_ACCOUNT_ID", "ApiKey", "SimExchange", "wall_clock_ms"]
 
 logger = logging.getLogger("flexconn.sim.exchange")
 
