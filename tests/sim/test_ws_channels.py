@@ -338,6 +338,17 @@ async def test_ticker_cadence_is_100ms(
     assert gaps == pytest.approx([0.1] * 3)
 
 
+async def test_market_cadence_is_one_second(
+    client: Client, autojump_clock: trio.testing.MockClock
+) -> None:
+    await client.subscribe("market:all")
+    await client.table("market")
+    await client.table("market")
+    start = trio.current_time()
+    await client.table("market")
+    assert trio.current_time() - start == pytest.approx(1.0)
+
+
 async def test_every_candle_granularity(
     trader: Client, autojump_clock: trio.testing.MockClock
 ) -> None:

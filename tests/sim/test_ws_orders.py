@@ -333,6 +333,37 @@ async def test_zero_quantity_also_pushes_the_2020_order_rejected_notice(trader: 
     assert rejected["accountId"] == "1001"
 
 
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        ({**_BASE, "quantity": 0}, "REJECT_QUANTITY_ZERO"),
+        ({**_BASE, "orderType": "ICEBERG"}, "REJECT_UNKNOW_ORDER_ACTION"),
+        (_without("price"), "REJECT_LIMITE_ORDER_WITH_MARKET_PRICE"),
+        ({**_STOP, "stopPrice": 130}, "STOP_PRICE_LARGER_THAN_LIMIT_PRICE"),
+        ({**_STOP, "side": "SELL", "limitPrice": 110}, "STOP_PRICE_LESS_THAN_LIMIT_PRICE"),
+    ],
+)
+async def test_every_2020_order_rejected_status(
+    trader: Client, data: dict[str, Any], status: str
+) -> None:
+    await trader.subscribe("order:all")
+    reply = await place(trader, data)
+    assert reply["submitted"] is False
+    rejected = await notice(trader, "OrderRejected")
+    assert rejected["status"] == status
+    assert list(rejected)[:2] == ["notice", "accountId"]
+    assert list(rejected)[-2:] == ["status", "timestamp"]
+
+
+async def test_tag_over_32_on_an_order_is_20034_in_the_order_shape(trader: Client) -> None:
+    await trader.send({"op": "placeorder", "tag": "t" * 33, "data": limit()})
+    reply = await trader.recv()
+    _failure_keys(reply)
+    assert reply["code"] == "20034"
+    assert reply["message"] == "The size of tag must be less than 32"
+    assert reply["data"]["marketCode"] == MARKET and reply["data"]["source"] == 0
+
+
 async def test_stop_relation_pushes_order_rejected_with_stop_fields(trader: Client) -> None:
     await trader.subscribe("order:all")
     await place(trader, {**_STOP, "stopPrice": 130})
