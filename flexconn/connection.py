@@ -169,6 +169,9 @@ class _Subscription:
         self.last_trade_time: int | None = None
         self.seen_trade_ids: deque[int] = deque(maxlen=4096)
         self.held: list[Any] | None = None
+        # The newest message of a channel whose messages each carry the whole state (books,
+        # tickers...), handed to a consumer who joins an existing subscription.
+        self.latest: Any = None
 
     def remember_trades(self, update: TradeUpdate) -> TradeUpdate | None:
         """Record ``update``'s trades; return it without already-seen trades (None if empty)."""
@@ -306,6 +309,8 @@ class Connection:
                 raise ValueError("backfill is only available for trade channels")
             sub.backfill = backfill
         sub.feeds.append(feed)
+        if sub.latest is not None:
+            feed.put_nowait(sub.latest)
         try:
             if first and self._state is ConnectionState.CONNECTED:
                 await self._subscribe_now([key])
@@ -525,6 +530,7 @@ class Connection:
         self._set_state(ConnectionState.SUBSCRIBING)
         for sub in self._subs.values():
             sub.acked = False
+            sub.latest = None
         if self._subs:
             await self._subscribe_now(list(self._subs))
         for sub in backfills:
@@ -677,6 +683,8 @@ class Connection:
         return key
 
     async def _deliver(self, sub: _Subscription, item: object) -> None:
+        if sub.channel.conflatable:
+            sub.latest = item
         for feed in list(sub.feeds):
             if not feed.put_nowait(item):
                 self._delivering = True

@@ -188,10 +188,10 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
         self._writers.unpark_all()
 
     def _conflate(self) -> None:
+        # Drop the oldest data item; markers are never dropped, so a buffer holding only markers
+        # grows past its capacity by them rather than lose one.
         for index, queued in enumerate(self._items):
             if not isinstance(queued, StreamRestarted):
                 del self._items[index]
-                break
-        else:
-            self._items.popleft()
-        self._conflated += 1
+                self._conflated += 1
+                return

@@ -34,6 +34,16 @@ async def test_latest_never_conflates_the_continuity_marker() -> None:
     assert await feed.receive() == 3
 
 
+async def test_latest_with_capacity_one_keeps_marker_and_newest_data() -> None:
+    feed: Feed[int] = Feed("ticker:X", policy=Backpressure.LATEST, capacity=1)
+    feed.put_nowait(1)
+    feed.put_nowait(marker())
+    feed.put_nowait(2)
+    feed.put_nowait(3)
+    assert [feed.receive_nowait() for _ in range(2)] == [marker(), 3]
+    assert feed.statistics().conflated == 2
+
+
 async def test_block_makes_the_producer_wait_for_the_consumer() -> None:
     feed: Feed[int] = Feed("order:all", policy=Backpressure.BLOCK, capacity=2)
     produced: list[int] = []
