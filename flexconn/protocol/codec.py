@@ -9,14 +9,16 @@ no other. Encoding decisions, cattrs-preconf style:
   either. ``wire(aliases=("orderID",))`` adds spellings accepted when structuring (the primary
   name wins when both are present); unstructuring always writes the primary name.
 * **Decimal** (prices, quantities, fees, balances) structures from ``str``, ``int``, ``float``
-  (or a ``Decimal`` from a parser that makes them);
-  a float goes through its shortest ``repr`` string, never through its binary value, so ``0.1``
-  is ``Decimal("0.1")``. Non-finite values and booleans are refused. Unstructuring writes an exact
-  JSON number in positional notation (``orjson.Fragment(format(d, "f"))``), so requests carry
-  numbers, never strings, and never lose digits. Unstructured dicts therefore hold orjson
+  (or a ``Decimal`` from a parser that makes them); a float goes through its shortest ``repr``
+  string, never through its binary value, so ``0.1`` is ``Decimal("0.1")``. Non-finite values
+  and booleans are refused. Unstructuring writes an exact JSON number in positional notation
+  (``orjson.Fragment(format(d, "f"))``), so requests carry numbers, never strings, and never
+  lose digits. Unstructured dicts therefore hold orjson
   fragments: serialise them with :func:`dumps` (or ``orjson.dumps``), not the stdlib ``json``.
-* **int** (ids, timestamps, counts) structures from an int or an ASCII digit string
-  (``"1612249737434"``); booleans, floats and anything else are refused.
+  Classes marked with :func:`decimals_as_strings` (what the exchange sends: replies, notices,
+  channel items) write their Decimals as strings instead, as the exchange does.
+* **int** (ids, timestamps, counts) structures from an int or a decimal integer string
+  (``"1612249737434"``, read by ``int()``); booleans, floats and anything else are refused.
 * **bool** structures from a JSON boolean or the strings ``"true"``/``"false"`` in any case
   (``isTriggered`` arrives as ``"False"``).
 * **str** structures from a str or an int (``tag`` and codes arrive both ways); an int becomes its
@@ -49,7 +51,6 @@ note naming the attribute) or cattrs exceptions; the decoding boundary
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -97,8 +98,6 @@ WIRE_ALIASES: Final = "flexconn.wire_aliases"
 _STRUCTURE: Final = "flexconn.structure"
 _UNSTRUCTURE: Final = "flexconn.unstructure"
 _DECIMAL_STRINGS: Final = "__flexconn_decimal_strings__"
-
-_DIGITS: Final = re.compile(r"-?[0-9]+")
 
 
 def wire(
@@ -178,11 +177,11 @@ def structure_decimal(value: object, _: object = Decimal) -> Decimal:
 
 
 def structure_int(value: object, _: object = int) -> int:
-    """An int from a wire int or an ASCII digit string (ids and timestamps arrive both ways)."""
+    """An int from a wire int or a decimal integer string (ids and timestamps arrive both ways)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        return int(value)
+    if isinstance(value, str):
+        return int(value)  # ValueError unless a decimal integer, as the generated path reads it
     raise TypeError(f"expected an integer, got {value!r}")
 
 
