@@ -245,6 +245,9 @@ ERROR_CODES: Final[dict[str, tuple[str, type[ExchangeError]]]] = {
         "Repo bids above 0 and offers below 0 are not allowed during the auction window",
         MarketUnavailableError,
     ),
+    # The REST documents' own codes for per-order failures.
+    "40032": ("Invalid request data", InvalidRequestError),
+    "40035": ("Open order not found with id", OrderNotFoundError),
     "100005": ("Open order not found with id", OrderNotFoundError),
     "100006": ("Open order does not match to the given account", OrderNotFoundError),
     "200050": ("The market is not active", MarketUnavailableError),

@@ -17,6 +17,8 @@ from flexconn import errors
         ("20009", errors.InvalidRequestError),
         ("20022", errors.InvalidOrderError),
         ("100005", errors.OrderNotFoundError),
+        ("40035", errors.OrderNotFoundError),
+        ("40032", errors.InvalidRequestError),
         ("200050", errors.MarketUnavailableError),
         ("710002", errors.PriceBoundError),
         ("710006", errors.InsufficientFundsError),
@@ -45,7 +47,7 @@ def test_unknown_code_falls_back_to_default_class_and_keeps_http_status() -> Non
 
 
 def test_every_table_entry_is_an_exchange_error_with_a_message() -> None:
-    assert len(errors.ERROR_CODES) == 45
+    assert len(errors.ERROR_CODES) == 47
     for code, (message, cls) in errors.ERROR_CODES.items():
         assert code.isdigit() and message
         assert issubclass(cls, errors.ExchangeError)
