@@ -163,6 +163,7 @@ class _Subscription:
         self.channel = channel
         self.feeds: list[Feed[Any]] = []
         self.acked = False
+        self.ever_acked = False
         # Trade backfill: where to fetch missed trades, what was last seen, and live updates held
         # back while a backfill runs so that delivery stays in trade order without duplicates.
         self.backfill: TradeBackfill | None = None
@@ -512,7 +513,8 @@ class Connection:
         if self._sessions_connected:
             self._counters["reconnects"] += 1
             marker_count = self._counters["reconnects"]
-            for sub in list(self._subs.values()):
+            # Only channels that were live before the drop can have missed anything.
+            for sub in [sub for sub in self._subs.values() if sub.ever_acked]:
                 for feed in list(sub.feeds):
                     await feed.put(
                         StreamRestarted(
@@ -531,8 +533,10 @@ class Connection:
         for sub in self._subs.values():
             sub.acked = False
             sub.latest = None
-        if self._subs:
-            await self._subscribe_now(list(self._subs))
+        # Consumers may subscribe while this runs: loop until every channel is acknowledged (a
+        # refused channel is dropped, failing only its own feeds, never the connection).
+        while pending := [key for key, sub in self._subs.items() if not sub.acked]:
+            await self._subscribe_now(pending, raise_errors=False)
         for sub in backfills:
             if self._session_nursery is not None:
                 self._session_nursery.start_soon(self._backfill_trades, sub)
@@ -552,7 +556,7 @@ class Connection:
                 else AuthenticationError(exc.code, exc.message)
             ) from None
 
-    async def _subscribe_now(self, keys: Sequence[str]) -> None:
+    async def _subscribe_now(self, keys: Sequence[str], *, raise_errors: bool = True) -> None:
         waiters = {key: self._expect(f"subscribe:{key}") for key in keys}
         await self.send_raw(encode(routing.subscribe_request(keys, tag=next(self._tags))))
         errors: list[ExchangeError] = []
@@ -562,11 +566,11 @@ class Connection:
                     await waiter.wait()
                     sub = self._subs.get(key)
                     if sub is not None:
-                        sub.acked = True
+                        sub.acked = sub.ever_acked = True
                 except ExchangeError as exc:
                     errors.append(SubscriptionError(exc.code, f"{key}: {exc.message}"))
                     self._drop_subscription(key, errors[-1])
-        if errors:
+        if errors and raise_errors:
             raise errors[0]
 
     async def _unsubscribe_now(self, key: str) -> None:

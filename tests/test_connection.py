@@ -15,7 +15,7 @@ import trio.testing
 from flexconn import channels
 from flexconn.auth import Credentials
 from flexconn.config import Backpressure, Heartbeat, ReconnectPolicy
-from flexconn.connection import Connection, ConnectionEvent, ConnectionState, open_connection
+from flexconn.connection import ConnectionEvent, ConnectionState, open_connection
 from flexconn.errors import AuthenticationError, FeedOverflow, SubscriptionError
 from flexconn.feeds import Feed, StreamRestarted
 from flexconn.models.enums import DepthLevel
@@ -337,5 +337,16 @@ async def test_trade_backfill_recovers_trades_missed_during_a_drop(sim: Simulato
     assert sorted(ids) == truth[start : start + len(ids)], "a trade is missing"
 
 
-def _unused(conn: Connection) -> None:  # keep the import honest for type checkers
-    del conn
+async def test_subscribing_during_a_reconnect_is_served_once_connected(sim: Simulator) -> None:
+    async with (
+        open_connection(sim.ws_url, reconnect=FAST_RETRY) as conn,
+        conn.subscribe(channels.ticker(MARKET)) as tickers,
+    ):
+        await tickers.receive()
+        sim.faults.refuse_connections(0.3)
+        sim.faults.drop_all()
+        await conn.wait_state(ConnectionState.RECONNECTING)
+        async with conn.subscribe(channels.trade(MARKET)) as trades:
+            update = await trades.receive()
+            assert isinstance(update, TradeUpdate)
+            assert conn.state is ConnectionState.CONNECTED
