@@ -806,124 +806,117 @@ class RestApp:
         except Exception:
             return None
 
-    def _h_place(self, request: _Request, now: int) -> object:
+    def _each_order(
+        self,
+        request: _Request,
+        now: int,
+        cls: type[Any],
+        event: str,
+        act: Callable[[Any], tuple[Order, OrderNotice]],
+        *,
+        valid: Callable[[Any], bool] = lambda order: True,
+    ) -> m.OrderResultsReply:
+        """Apply ``act`` to each order of a batch request: one result per order, as documented.
+
+        ``act`` returns the order as it now stands and the notice that describes it; an order the
+        request cannot express (``valid`` false), a late request, or an engine refusal becomes a
+        failed entry echoing the order, and never stops the rest of the batch.
+        """
         raws, response_type, expired = self._batch(request)
-        engine = self.exchange.engine
-        account = request.account_id
+        stamp = self.exchange.now_ms
         results: list[m.OrderResult] = []
         for raw in raws:
-            order = self._decode_order(raw, m.RestPlaceOrder)
-            if order is None:
-                results.append(_refusal(raw, *_INVALID, self.exchange.now_ms()))
+            order = self._decode_order(raw, cls)
+            if order is None or not valid(order):
+                results.append(_refusal(raw, *_INVALID, stamp()))
                 continue
             if expired:
-                results.append(
-                    _refusal(
-                        raw, "20024", "timestamp exceeds the threshold", self.exchange.now_ms()
-                    )
-                )
+                results.append(_refusal(raw, "20024", "timestamp exceeds the threshold", stamp()))
                 continue
             try:
-                placed = engine.place(
-                    account,
-                    market_code=order.market_code,
-                    side=order.side,
-                    order_type=order.order_type,
-                    quantity=order.quantity,
-                    price=order.price,
-                    stop_price=order.stop_price,
-                    limit_price=order.limit_price,
-                    time_in_force=order.time_in_force or TimeInForce.GTC,
-                    client_order_id=order.client_order_id,
-                )
+                done, notice = act(order)
+            except _Reject as reject:
+                results.append(_refusal(raw, reject.code, reject.message, stamp()))
+                continue
             except EngineReject as reject:
-                results.append(_refusal(raw, reject.code, reject.message, self.exchange.now_ms()))
+                results.append(_refusal(raw, *_rest_code(reject), stamp()))
                 continue
             finally:
                 self.exchange.flush()
-            results.append(self._accepted(placed, response_type, OrderNotice.OPENED))
+            results.append(self._accepted(done, response_type, notice))
         return m.OrderResultsReply(
-            account_id=account, event="placeOrder", timestamp=now, data=tuple(results)
+            account_id=request.account_id, event=event, timestamp=now, data=tuple(results)
         )
 
-    def _h_modify(self, request: _Request, now: int) -> object:
-        raws, response_type, expired = self._batch(request)
+    def _h_place(self, request: _Request, now: int) -> object:
         engine = self.exchange.engine
         account = request.account_id
-        results: list[m.OrderResult] = []
-        for raw in raws:
-            order = self._decode_order(raw, m.RestModifyOrder)
-            if order is None or order.stop_price is not None or order.limit_price is not None:
-                results.append(_refusal(raw, *_INVALID, self.exchange.now_ms()))
-                continue
-            if expired:
-                results.append(
-                    _refusal(
-                        raw, "20024", "timestamp exceeds the threshold", self.exchange.now_ms()
-                    )
-                )
-                continue
-            try:
-                modified = engine.modify(
-                    account,
-                    order.market_code,
-                    order.order_id,
-                    side=order.side,
-                    price=order.price,
-                    quantity=order.quantity,
-                )
-            except EngineReject as reject:
-                code, message = _rest_code(reject)
-                results.append(_refusal(raw, code, message, self.exchange.now_ms()))
-                continue
-            finally:
-                self.exchange.flush()
-            notice = (
-                OrderNotice.MODIFIED if modified.order_id == order.order_id else OrderNotice.OPENED
+
+        def place(order: m.RestPlaceOrder) -> tuple[Order, OrderNotice]:
+            placed = engine.place(
+                account,
+                market_code=order.market_code,
+                side=order.side,
+                order_type=order.order_type,
+                quantity=order.quantity,
+                price=order.price,
+                stop_price=order.stop_price,
+                limit_price=order.limit_price,
+                time_in_force=order.time_in_force or TimeInForce.GTC,
+                client_order_id=order.client_order_id,
             )
-            results.append(self._accepted(modified, response_type, notice))
-        return m.OrderResultsReply(
-            account_id=account, event="modifyOrder", timestamp=now, data=tuple(results)
+            return placed, OrderNotice.OPENED
+
+        return self._each_order(request, now, m.RestPlaceOrder, "placeOrder", place)
+
+    def _h_modify(self, request: _Request, now: int) -> object:
+        engine = self.exchange.engine
+        account = request.account_id
+
+        def modify(order: m.RestModifyOrder) -> tuple[Order, OrderNotice]:
+            modified = engine.modify(
+                account,
+                order.market_code,
+                order.order_id,
+                side=order.side,
+                price=order.price,
+                quantity=order.quantity,
+            )
+            same = modified.order_id == order.order_id
+            return modified, OrderNotice.MODIFIED if same else OrderNotice.OPENED
+
+        # The engine cannot move a stop order's trigger or limit, so such a modify is refused.
+        return self._each_order(
+            request,
+            now,
+            m.RestModifyOrder,
+            "modifyOrder",
+            modify,
+            valid=lambda order: order.stop_price is None and order.limit_price is None,
         )
 
     def _h_cancel(self, request: _Request, now: int) -> object:
-        raws, response_type, expired = self._batch(request)
         engine = self.exchange.engine
         account = request.account_id
-        results: list[m.OrderResult] = []
-        for raw in raws:
-            order = self._decode_order(raw, m.RestCancelOrder)
-            if order is None or (order.order_id is None and order.client_order_id is None):
-                results.append(_refusal(raw, *_INVALID, self.exchange.now_ms()))
-                continue
-            if expired:
-                results.append(
-                    _refusal(
-                        raw, "20024", "timestamp exceeds the threshold", self.exchange.now_ms()
-                    )
-                )
-                continue
-            try:
-                order_id = order.order_id
-                if order_id is None:
-                    self._market(order.market_code)
-                    found = engine.find_order(account, order.market_code, order.client_order_id)
-                    if found is None:
-                        raise EngineReject("100005")
-                    order_id = found.order_id
-                cancelled = engine.cancel(account, order.market_code, order_id)
-            except _Reject as reject:
-                results.append(_refusal(raw, reject.code, reject.message, self.exchange.now_ms()))
-                continue
-            except EngineReject as reject:
-                code, message = _rest_code(reject)
-                results.append(_refusal(raw, code, message, self.exchange.now_ms()))
-                continue
-            finally:
-                self.exchange.flush()
-            results.append(self._accepted(cancelled, response_type, OrderNotice.CLOSED))
-        return m.OrderResultsReply(
-            account_id=account, event="cancelOrder", timestamp=now, data=tuple(results)
+
+        def cancel(order: m.RestCancelOrder) -> tuple[Order, OrderNotice]:
+            order_id = order.order_id
+            if order_id is None:
+                assert order.client_order_id is not None  # checked by ``valid`` below
+                self._market(order.market_code)
+                found = engine.find_order(account, order.market_code, order.client_order_id)
+                if found is None:
+                    raise EngineReject("100005")
+                order_id = found.order_id
+            return engine.cancel(account, order.market_code, order_id), OrderNotice.CLOSED
+
+        return self._each_order(
+            request,
+            now,
+            m.RestCancelOrder,
+            "cancelOrder",
+            cancel,
+            valid=lambda order: order.order_id is not None or order.client_order_id is not None,
         )
 
     def _accepted(
