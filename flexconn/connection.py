@@ -26,8 +26,9 @@ import logging
 import random
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,7 @@ import trio
 from flexconn.auth import Credentials
 from flexconn.book import OrderBook
 from flexconn.channels import Channel
+from flexconn.channels import order as order_channel
 from flexconn.config import (
     DEFAULT_HEARTBEAT,
     DEFAULT_RECONNECT,
@@ -53,16 +55,29 @@ from flexconn.errors import (
     ExchangeError,
     FlexconnError,
     HeartbeatTimeout,
+    LocalProtocolError,
     RemoteProtocolError,
     ReplyTimeout,
     SubscriptionError,
     TransportError,
 )
 from flexconn.feeds import Feed, FeedStatistics, StreamRestarted
-from flexconn.models.enums import DepthLevel
+from flexconn.models.enums import DepthLevel, Side
 from flexconn.models.market import DepthUpdate, Trade, TradeUpdate
-from flexconn.models.replies import Greeting
+from flexconn.models.notices import CancelAllNotice, OrderFailureNotice, OrderUpdate
+from flexconn.models.orders import CancelOrder, ModifyOrder, OrderSpec
+from flexconn.models.replies import Greeting, OrderReply
 from flexconn.models.rest import PublicTrade as RestPublicTrade
+from flexconn.orders import OpenOrders
+from flexconn.outbox import (
+    DEFAULT_OUTBOX,
+    CancelAck,
+    ModifyAck,
+    OrderLookup,
+    Outbox,
+    OutboxConfig,
+    PlaceAck,
+)
 from flexconn.protocol import routing
 from flexconn.protocol.decode import decode
 from flexconn.protocol.encode import encode
@@ -164,6 +179,9 @@ class _Subscription:
         self.feeds: list[Feed[Any]] = []
         self.acked = False
         self.ever_acked = False
+        # Kept by the connection itself (the order channel behind ``conn.orders``): it stays
+        # subscribed when its last consumer leaves.
+        self.internal = False
         # Trade backfill: where to fetch missed trades, what was last seen, and live updates held
         # back while a backfill runs so that delivery stays in trade order without duplicates.
         self.backfill: TradeBackfill | None = None
@@ -209,9 +227,12 @@ class Connection:
         ssl_context: ssl.SSLContext | None,
         transport: TransportFactory,
         seed: int | None,
+        rest: OrderLookup | None = None,
+        outbox: OutboxConfig = DEFAULT_OUTBOX,
     ) -> None:
         self.url = url
         self._credentials = credentials
+        self._outbox_config = outbox
         self._heartbeat = heartbeat
         self._policy = reconnect
         self._timeouts = timeouts
@@ -236,6 +257,17 @@ class Connection:
         self._session_connected = False
         self._sessions_connected = 0
         self._session_nursery: trio.Nursery | None = None
+        self._outbox = Outbox(
+            config=outbox,
+            send=self.send_raw,
+            command_delay=lambda now: self._bucket.delay(now),
+            next_tag=lambda: next(self._tags),
+            rest=rest,
+        )
+        if credentials is not None:
+            orders = _Subscription(order_channel())
+            orders.internal = True
+            self._subs[orders.channel.wire] = orders
         self._counters = dict.fromkeys(
             (
                 "frames_in",
@@ -261,6 +293,104 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.url} {self._state.value} authenticated={self.authenticated}>"
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    @property
+    def orders(self) -> OpenOrders:
+        """The account's open orders by order id, kept from the ``order:all`` channel.
+
+        Seeded from ``GET /v2/orders`` on connect and after every reconnect when the connection
+        has a REST client (``orders.synced``); without one it holds only the orders whose notices
+        arrived while connected. Empty without credentials.
+        """
+        return self._outbox.orders
+
+    async def place(self, order: OrderSpec, *, send_timeout: float | None = None) -> PlaceAck:
+        """Place one order (limit, market or stop-limit) and return once the exchange answered.
+
+        Concurrent requests of one kind leave together in batches (see :mod:`flexconn.outbox`).
+        The order gets a unique positive ``client_order_id`` when it has none; a caller-given
+        one must not repeat one used on this connection.
+
+        Args:
+            order: a :class:`LimitOrder`, :class:`MarketOrder` or :class:`StopLimitOrder`.
+            send_timeout: seconds the order may wait unsent (for a reconnection, or behind the
+                rate limits) before it is abandoned; ``None`` takes the outbox config's default,
+                ``math.inf`` waits as long as the connection lives. Once written, the call waits
+                for the exchange's answer or, if that is lost, for reconciliation.
+
+        Returns:
+            The acknowledgement (``order_id``, the order with its client order id).
+
+        Raises:
+            ExchangeError: the exchange refused the order; the subclass, ``code`` and
+                ``message`` are the exchange's (``PriceBoundError`` for 710002...).
+            OrderNotApplied: the order was not placed: never sent in time, or its reply was
+                lost with the connection and reconciliation found no such order.
+            OrderOutcomeUnknown: the outcome could not be established (no REST client, or REST
+                failed); ``conn.orders`` will still show the order if it exists.
+            ValidationError: the order breaks a documented rule (nothing was sent).
+            LocalProtocolError: the connection has no credentials.
+            ConnectionClosed: the connection has ended.
+        """
+        return await self._trading().place(order, send_timeout=send_timeout)
+
+    async def cancel(
+        self, market_code: str, order_id: int, *, send_timeout: float | None = None
+    ) -> CancelAck:
+        """Cancel the open order ``order_id``; raises like :meth:`place` (``OrderNotFoundError``
+        for an unknown order)."""
+        request = CancelOrder(market_code, order_id)
+        return await self._trading().cancel(request, send_timeout=send_timeout)
+
+    async def modify(
+        self,
+        order_id: int,
+        market_code: str,
+        *,
+        side: Side | None = None,
+        price: Decimal | None = None,
+        quantity: Decimal | None = None,
+        send_timeout: float | None = None,
+    ) -> ModifyAck:
+        """Modify the open LIMIT order ``order_id``; raises like :meth:`place`.
+
+        Reducing only the quantity keeps the order id; any other change replaces the order with
+        a new id, which :meth:`flexconn.orders.OpenOrders.successor` on :attr:`orders` follows.
+        """
+        request = ModifyOrder(market_code, order_id, side=side, price=price, quantity=quantity)
+        return await self._trading().modify(request, send_timeout=send_timeout)
+
+    async def place_many(
+        self, orders: Iterable[OrderSpec], *, send_timeout: float | None = None
+    ) -> list[PlaceAck | FlexconnError]:
+        """Place several orders; returns one outcome per order, in order, never raising for one.
+
+        Each outcome is the order's acknowledgement or the exception :meth:`place` would have
+        raised for it, so the acknowledgements of a partly refused batch are never lost. Every
+        order is validated before any is sent (a ``ValidationError`` raises at once).
+        """
+        return await self._trading().place_many(orders, send_timeout=send_timeout)
+
+    async def cancel_many(
+        self, orders: Iterable[CancelOrder], *, send_timeout: float | None = None
+    ) -> list[CancelAck | FlexconnError]:
+        """Cancel several orders; one outcome per order, as :meth:`place_many`."""
+        return await self._trading().cancel_many(orders, send_timeout=send_timeout)
+
+    async def modify_many(
+        self, orders: Iterable[ModifyOrder], *, send_timeout: float | None = None
+    ) -> list[ModifyAck | FlexconnError]:
+        """Modify several orders; one outcome per order, as :meth:`place_many`."""
+        return await self._trading().modify_many(orders, send_timeout=send_timeout)
+
+    def _trading(self) -> Outbox:
+        if self._credentials is None:
+            raise LocalProtocolError("order commands need a connection opened with credentials")
+        if self._state is ConnectionState.CLOSED:
+            raise ConnectionClosed("connection is closed")
+        return self._outbox
 
     @asynccontextmanager
     async def subscribe(
@@ -458,6 +588,7 @@ class Connection:
         finally:
             self._set_state(ConnectionState.CLOSED)
             self._ws = None
+            self._outbox.close(str(self._failure) if self._failure else "the connection closed")
             for sub in self._subs.values():
                 for feed in sub.feeds:
                     feed.end(self._failure)
@@ -533,10 +664,19 @@ class Connection:
         for sub in self._subs.values():
             sub.acked = False
             sub.latest = None
+        trading = self._credentials is not None
+        if trading:
+            self._outbox.begin_sync()  # hold order notices until the REST snapshot is in
         # Consumers may subscribe while this runs: loop until every channel is acknowledged (a
         # refused channel is dropped, failing only its own feeds, never the connection).
         while pending := [key for key, sub in self._subs.items() if not sub.acked]:
             await self._subscribe_now(pending, raise_errors=False)
+        if trading:
+            # Seed ``orders`` and settle the orders whose replies the last socket took with it,
+            # before anything new is sent; then the outbox sends on this socket.
+            await self._outbox.sync()
+            if self._session_nursery is not None:
+                self._session_nursery.start_soon(self._outbox.run_session)
         for sub in backfills:
             if self._session_nursery is not None:
                 self._session_nursery.start_soon(self._backfill_trades, sub)
@@ -592,7 +732,7 @@ class Connection:
         if sub is None or feed not in sub.feeds:
             return
         sub.feeds.remove(feed)
-        if not sub.feeds:
+        if not sub.feeds and not sub.internal:
             del self._subs[feed.channel]
             if self._state is ConnectionState.CONNECTED and sub.acked:
                 self._spawn_unsubscribe(feed.channel)
@@ -628,6 +768,12 @@ class Connection:
             await self._dispatch(message)
 
     async def _dispatch(self, message: object) -> None:
+        # Order replies go to the outbox that sent the commands; order-channel messages keep
+        # ``orders`` and settle requests whose reply was lost, then reach subscribers as usual.
+        if isinstance(message, OrderReply) and self._outbox.on_reply(message):
+            return
+        if isinstance(message, OrderUpdate | OrderFailureNotice | CancelAllNotice):
+            self._outbox.on_order_message(message)
         replies = routing.reply_keys(message)
         if replies:
             for key, error in replies:
@@ -766,7 +912,8 @@ class Connection:
     def _new_bucket(self, *, authenticated: bool = False) -> TokenBucket:
         # The exchange counts by arrival; a 2% longer period absorbs jitter between our send and
         # its receive so that pacing at the limit never provokes a 20007.
-        return TokenBucket(50 if authenticated else 1, per=1.02)
+        config = self._outbox_config
+        return TokenBucket(config.commands_per_second if authenticated else 1, per=1.02)
 
     async def _take_token(self) -> None:
         # The bucket is refilled by time alone, so sleeping until it has a token is exact.
@@ -856,12 +1003,27 @@ async def open_connection(
     allow_insecure: bool = False,
     transport: TransportFactory = open_trio_websocket,
     seed: int | None = None,
+    rest: OrderLookup | None = None,
+    outbox: OutboxConfig = DEFAULT_OUTBOX,
 ) -> AsyncIterator[Connection]:
     """Connect (and log in when ``credentials`` are given), yielding a self-healing connection.
 
     The connection and all its background tasks live inside this block: leaving it, or cancelling
     it, closes everything. A failure that ends the connection is raised here as itself, never
     wrapped in an ExceptionGroup.
+
+    With ``credentials`` the connection also trades (:meth:`Connection.place` and friends, see
+    :mod:`flexconn.outbox`) and keeps :attr:`Connection.orders` from an internal ``order:all``
+    subscription.
+
+    Args:
+        rest: an authenticated REST client for the same account
+            (``RestClient(rest_url, credentials)``). It seeds ``orders`` on every (re)connect and
+            settles orders whose replies were lost (a drop, a late reply) by looking them up.
+            Without it such orders end with ``OrderOutcomeUnknown`` unless order-channel notices
+            proved their outcome, and ``orders`` only knows orders seen while connected. The
+            caller owns the client (it is not closed here).
+        outbox: batching, pacing (commands and orders per second) and timeout settings.
 
     Raises:
         AuthenticationError: the exchange refused the API key or signature.
@@ -882,6 +1044,8 @@ async def open_connection(
                 allow_insecure=allow_insecure,
                 transport=transport,
                 seed=seed,
+                rest=rest,
+                outbox=outbox,
             )
             try:
                 yield conn
@@ -901,6 +1065,8 @@ async def connect(
     allow_insecure: bool = False,
     transport: TransportFactory = open_trio_websocket,
     seed: int | None = None,
+    rest: OrderLookup | None = None,
+    outbox: OutboxConfig = DEFAULT_OUTBOX,
 ) -> Connection:
     """Like :func:`open_connection`, for callers who bring their own nursery.
 
@@ -916,6 +1082,8 @@ async def connect(
         ssl_context=ssl_context,
         transport=transport,
         seed=seed,
+        rest=rest,
+        outbox=outbox,
     )
     with _unwrapped():
         await nursery.start(_run, conn)

@@ -13,6 +13,7 @@ Every exception flexconn raises on purpose derives from :class:`FlexconnError`::
     │   ├── HeartbeatTimeout          no traffic and no pong within the liveness window
     │   └── ReplyTimeout              the exchange did not answer a command in time
     ├── OrderOutcomeUnknown           a request was sent but its outcome could not be learned
+    ├── OrderNotApplied               the exchange did not act on an order request (safe to resend)
     ├── FeedOverflow                  a feed with the ``error`` policy fell too far behind
     └── ExchangeError                 the exchange answered with an error (``.code``, ``.message``)
         ├── AuthenticationError       bad key, signature or timestamp; login state errors
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidRequestError",
     "LocalProtocolError",
     "MarketUnavailableError",
+    "OrderNotApplied",
     "OrderNotFoundError",
     "OrderOutcomeUnknown",
     "PermissionDenied",
@@ -128,6 +130,20 @@ class ReplyTimeout(TransportError):
 
 class OrderOutcomeUnknown(FlexconnError):
     """An order request left the client but its outcome could not be established."""
+
+
+class OrderNotApplied(FlexconnError):
+    """An order request that the exchange did not act on, so sending it again cannot duplicate.
+
+    Either it was never written to a socket (``sent`` false: no connection within the caller's
+    deadline, or the connection ended), or it was written when the connection dropped and
+    reconciliation found no effect at the exchange (``sent`` true: no such order was placed, or
+    the order to cancel or modify is unchanged).
+    """
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class FeedOverflow(FlexconnError):
