@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 import orjson
+from benchjson import add_json_option, dump, group
 
 from flexconn.models import DepthUpdate
 from flexconn.protocol import decode
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per contender")
     parser.add_argument("--round-seconds", type=float, default=0.12, help="length of one round")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile per case")
+    add_json_option(parser)
     args = parser.parse_args(argv)
 
     cases: list[tuple[str, str, bool]] = [
@@ -196,12 +198,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Python {sys.version.split()[0]}, orjson {orjson.__version__}")
     print(f"{args.repeats} rounds of ~{args.round_seconds:g}s per contender, interleaved")
     started = time.perf_counter()
+    groups = []
     for case, frame, is_depth in cases:
         samples = measure(frame, contenders(is_depth), args.repeats, args.round_seconds)
         report(case, frame, samples)
+        rates = {name: [1 / v for v in values] for name, values in samples.items()}
+        groups.append(group(case, "msg/s", rates, baseline="orjson.loads"))
         if args.profile:
             profile(frame, 20000)
     print(f"\ntotal {time.perf_counter() - started:.1f}s")
+    dump(args.json, "bench_decode", "Frame decoding: typed messages vs plain JSON parsing", groups)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from benchjson import add_json_option, dump, group
+
 from flexconn.models.enums import OrderType, Side, TimeInForce
 from flexconn.sim.engine import Engine, EngineReject, PublicTrade
 from flexconn.sim.participants import Participants
@@ -138,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--orders", type=int, default=20_000)
+    add_json_option(parser)
     args = parser.parse_args()
     resting = generate(args.orders, crossing=False, seed=1)
     mixed = generate(args.orders, crossing=True, seed=2)
@@ -152,6 +155,14 @@ def main() -> None:
     print(summary("resting", rates["resting"], "orders/s"))
     print(summary("mixed", rates["mixed"], "commands/s"))
     print(summary("participants", rates["participants"], "steps/s"))
+    labels = {
+        "resting": "resting limits (baseline)",
+        "mixed": "mixed commands",
+        "participants": "participant steps",
+    }
+    series = {labels[name]: values for name, values in rates.items()}
+    groups = [group("engine commands", "ops/s", series, baseline=labels["resting"])]
+    dump(args.json, "bench_engine", "Matching engine throughput", groups)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from functools import partial
 
 import httpx
 import trio
+from benchjson import add_json_option, dump, group
 
 from flexconn.auth import Credentials, RestSigner
 from flexconn.rest import RestClient
@@ -41,8 +42,9 @@ def summary(name: str, values: list[float]) -> str:
     )
 
 
-async def main(rounds: int, requests: int) -> None:
+async def main(rounds: int, requests: int, json_path: str | None = None) -> None:
     exchange = SimExchange()
+    groups: list[dict[str, object]] = []
     async with trio.open_nursery() as nursery:
         url = await nursery.start(
             partial(serve_rest, exchange, rate_limits=RestRateLimits.unlimited())
@@ -79,12 +81,16 @@ async def main(rounds: int, requests: int) -> None:
                 print("  " + summary("RestClient", client_rates))
                 print("  " + summary("bare httpx.AsyncClient", bare_rates))
                 print(f"  ratio {ratio:.3f} (overhead {100 * (1 - ratio):.1f}%)")
+                series = {"RestClient": client_rates, "bare httpx.AsyncClient": bare_rates}
+                groups.append(group(name, "req/s", series, baseline="bare httpx.AsyncClient"))
         nursery.cancel_scope.cancel()
+    dump(json_path, "bench_rest", "REST client overhead vs bare httpx", groups)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=400)
+    add_json_option(parser)
     args = parser.parse_args()
-    trio.run(main, args.rounds, args.requests)
+    trio.run(main, args.rounds, args.requests, args.json)

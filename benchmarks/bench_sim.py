@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import trio
+from benchjson import add_json_option, dump, group
 
 from flexconn.models.enums import OrderType, Side
 from flexconn.sim import Cadences, RateLimits, Simulator, serve
@@ -277,7 +278,12 @@ async def _measure(
                 worker.kill()
 
 
+#: Every summarised measurement, for ``--json``: (label, samples, unit).
+MEASURED: list[tuple[str, list[float], str]] = []
+
+
 def _summary(label: str, values: list[float], unit: str) -> str:
+    MEASURED.append((label, values, unit))
     low, mid, high = min(values), statistics.median(values), max(values)
     return f"{label:<44} {low:>11,.0f} {mid:>11,.0f} {high:>11,.0f}  {unit}"
 
@@ -372,9 +378,30 @@ async def main(rounds: int, seconds: float) -> None:
     print(f"total {time.perf_counter() - started:.1f} s on {os.cpu_count()} CPUs")
 
 
+def _groups() -> list[dict[str, Any]]:
+    """The measurements as report groups: orders beside the engine baseline, fan-out apart."""
+    found = {label: (values, unit) for label, values, unit in MEASURED}
+    orders = {label: v for label, (v, unit) in found.items() if unit == "orders/s"}
+    baseline = "baseline: same orders via Engine.place"
+    groups = [group("orders matched", "orders/s", orders, baseline=baseline)]
+    for connections in (1, 10):
+        prefix = f"fan-out to {connections}: "
+        series = {
+            label.removeprefix(prefix): values
+            for label, (values, _) in found.items()
+            if label.startswith(prefix)
+        }
+        sent = "frames/s sent (server)"
+        groups.append(group(f"fan-out to {connections}", "frames/s", series, baseline=sent))
+    return groups
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0)
+    add_json_option(parser)
     options = parser.parse_args()
     trio.run(main, options.rounds, options.seconds)
+    title = "Simulator throughput (bare clients in other processes)"
+    dump(options.json, "bench_sim", title, _groups())
