@@ -30,3 +30,20 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+
+# Benchmarks: every benchmarks/bench_*.py, then benchmarks/results/REPORT.md with plots.
+BENCH_STAMP := $(VENV)/.installed-bench
+SOAK_MINUTES ?= 30
+.PHONY: soak
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/report.py
+
+# The long soak (not part of `make test`; `make bench` reports the newest one it finds).
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py --duration $$(( $(SOAK_MINUTES) * 60 )) \
+		--out benchmarks/results/soak-$$(date -u +%Y%m%dT%H%M)
