@@ -1,0 +1,7 @@
+"""``python -m flexconn``: the same command line as the ``flexconn`` script."""
+
+import sys
+
+from flexconn.cli import main
+
+sys.exit(main())

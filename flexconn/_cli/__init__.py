@@ -1,0 +1,1 @@
+"""The subcommands of the ``flexconn`` command line (see :mod:`flexconn.cli`)."""

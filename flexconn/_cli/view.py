@@ -1,0 +1,237 @@
+"""Rich renderables for the terminal views of ``flexconn book``, ``orders`` and ``demo``.
+
+Every function here is pure: it takes plain data (a book, trades, rows) and returns something
+rich can draw, so the views can be checked without a terminal. The commands own the data and
+decide when to redraw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import attrs
+from rich import box
+from rich.console import Group, RenderableType
+from rich.layout import Layout
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from flexconn.book import OrderBook
+from flexconn.connection import ConnectionState
+from flexconn.models.enums import Side
+from flexconn.models.market import Trade
+
+__all__ = [
+    "FillRow",
+    "OrderRow",
+    "book_panel",
+    "clock",
+    "fills_panel",
+    "kv_panel",
+    "log_panel",
+    "number",
+    "orders_panel",
+    "state_text",
+    "trades_panel",
+]
+
+_SIDE_STYLE = {Side.BUY: "green", Side.SELL: "red"}
+_STATE_STYLE = {
+    ConnectionState.CONNECTED: "bold green",
+    ConnectionState.RECONNECTING: "bold red",
+    ConnectionState.CLOSED: "bold red",
+}
+
+
+@attrs.frozen(kw_only=True)
+class OrderRow:
+    """One open order as the views show it."""
+
+    market_code: str
+    order_id: int | None
+    client_order_id: int | None
+    side: Side
+    price: Decimal | None
+    quantity: Decimal
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class FillRow:
+    """One fill of one of the account's orders."""
+
+    timestamp: int
+    market_code: str
+    order_id: int
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    maker: bool | None = None
+
+
+def number(value: Decimal | None) -> str:
+    """A decimal in positional notation without trailing zeros ("-" for none)."""
+    if value is None:
+        return "-"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def clock(timestamp_ms: int) -> str:
+    """``HH:MM:SS.mmm`` (UTC) of an epoch-millisecond timestamp."""
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def state_text(state: ConnectionState) -> Text:
+    """The connection state, coloured: green when connected, red when down."""
+    return Text(state.value.upper(), style=_STATE_STYLE.get(state, "bold yellow"))
+
+
+def book_panel(
+    book: OrderBook,
+    *,
+    levels: int,
+    title: str | None = None,
+    own_prices: Iterable[Decimal] = (),
+) -> Panel:
+    """The two-sided book: bids left (best first), asks right, spread underneath.
+
+    Levels at which one of ``own_prices`` rests are marked with a dot.
+    """
+    own = set(own_prices)
+    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    table.add_column("bid qty", justify="right", style="green")
+    table.add_column("bid", justify="right", style="bold green")
+    table.add_column("ask", justify="left", style="bold red")
+    table.add_column("ask qty", justify="left", style="red")
+    bids, asks = book.bids[:levels], book.asks[:levels]
+    for index in range(max(len(bids), len(asks), 1 if not book.valid else 0)):
+        bid = bids[index] if index < len(bids) else None
+        ask = asks[index] if index < len(asks) else None
+        table.add_row(
+            number(bid.quantity) if bid else "",
+            _marked(bid.price, own, before=True) if bid else "",
+            _marked(ask.price, own, before=False) if ask else "",
+            number(ask.quantity) if ask else "",
+        )
+    if book.valid:
+        status = Text.assemble(("spread ", "dim"), _spread(book), ("  seq ", "dim"))
+        status.append(str(book.seq_num if book.seq_num is not None else "-"))
+    else:
+        status = Text("stale: waiting for a fresh snapshot", style="bold yellow")
+    return Panel(
+        Group(table, status),
+        title=title or f"book {book.market_code}",
+        border_style="cyan",
+    )
+
+
+def _marked(price: Decimal, own: set[Decimal], *, before: bool) -> str:
+    text = number(price)
+    if price not in own:
+        return text
+    return f"• {text}" if before else f"{text} •"
+
+
+def _spread(book: OrderBook) -> str:
+    spread, bid, ask = book.spread, book.best_bid, book.best_ask
+    if spread is None or bid is None or ask is None:
+        return "-"
+    mid = (bid.price + ask.price) / 2
+    bps = spread / mid * 10_000 if mid else Decimal(0)
+    return f"{number(spread)} ({bps:.1f} bps)"
+
+
+def trades_panel(trades: Sequence[Trade], *, title: str = "latest trades") -> Panel:
+    """Public trades, newest first."""
+    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    table.add_column("time (UTC)")
+    table.add_column("side")
+    table.add_column("price", justify="right")
+    table.add_column("qty", justify="right")
+    for trade in trades:
+        table.add_row(
+            clock(trade.timestamp),
+            Text(trade.side.value, style=_SIDE_STYLE.get(trade.side, "")),
+            number(trade.price),
+            number(trade.quantity),
+        )
+    return Panel(table, title=title, border_style="magenta")
+
+
+def orders_panel(orders: Sequence[OrderRow], *, title: str = "open orders") -> Panel:
+    """The account's open orders."""
+    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    table.add_column("order id")
+    table.add_column("market")
+    table.add_column("side")
+    table.add_column("price", justify="right")
+    table.add_column("qty", justify="right")
+    table.add_column("status")
+    for order in orders:
+        table.add_row(
+            str(order.order_id) if order.order_id is not None else "(pending)",
+            order.market_code,
+            Text(order.side.value, style=_SIDE_STYLE.get(order.side, "")),
+            number(order.price),
+            number(order.quantity),
+            order.status,
+        )
+    if not orders:
+        table.add_row("(none)", "", "", "", "", "")
+    return Panel(table, title=f"{title} ({len(orders)})", border_style="blue")
+
+
+def fills_panel(fills: Sequence[FillRow], *, title: str = "fills") -> Panel:
+    """The account's fills, newest first."""
+    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    table.add_column("time (UTC)")
+    table.add_column("order id")
+    table.add_column("side")
+    table.add_column("price", justify="right")
+    table.add_column("qty", justify="right")
+    table.add_column("role")
+    for fill in fills:
+        table.add_row(
+            clock(fill.timestamp),
+            str(fill.order_id),
+            Text(fill.side.value, style=_SIDE_STYLE.get(fill.side, "")),
+            number(fill.price),
+            number(fill.quantity),
+            "-" if fill.maker is None else ("maker" if fill.maker else "taker"),
+        )
+    if not fills:
+        table.add_row("(none yet)", "", "", "", "", "")
+    return Panel(table, title=title, border_style="green")
+
+
+def kv_panel(title: str, items: Sequence[tuple[str, RenderableType]], *, style: str) -> Panel:
+    """A two-column panel of labels and values."""
+    table = Table.grid(padding=(0, 2), expand=True)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column()
+    for label, value in items:
+        table.add_row(label, value)
+    return Panel(table, title=title, border_style=style)
+
+
+def log_panel(lines: Sequence[str], *, title: str = "events") -> Panel:
+    """The latest lines of a log, oldest first."""
+    return Panel(Text("\n".join(lines) or "(nothing yet)"), title=title, border_style="yellow")
+
+
+def split(*parts: tuple[str, RenderableType, int], column: bool) -> Layout:
+    """A layout of named parts stacked (``column``) or side by side, with relative sizes."""
+    layout = Layout()
+    children = [Layout(renderable, name=name, ratio=ratio) for name, renderable, ratio in parts]
+    if column:
+        layout.split_column(*children)
+    else:
+        layout.split_row(*children)
+    return layout
