@@ -24,9 +24,12 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import statistics
 import sys
 import time
+from collections import Counter
+from decimal import Decimal
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
@@ -39,10 +42,13 @@ from flexconn import channels
 from flexconn.auth import Credentials
 from flexconn.config import Heartbeat, ReconnectPolicy
 from flexconn.connection import Connection, ConnectionState, open_connection
+from flexconn.errors import FlexconnError
 from flexconn.feeds import Feed, StreamRestarted
-from flexconn.models.enums import CandleGranularity, DepthLevel
+from flexconn.models.enums import CandleGranularity, DepthLevel, Side, TimeInForce
+from flexconn.models.market import DepthUpdate
+from flexconn.models.orders import LimitOrder
 from flexconn.rest import RestClient
-from flexconn.sim import serve
+from flexconn.sim import DEFAULT_MARKETS, serve
 from flexconn.sim.chaos import ChaosSchedule, open_chaos_proxy
 
 MARKETS = ("BTC-USD-SWAP-LIN", "ETH-USD-SWAP-LIN", "BTC-USD", "ETH-USD", "BTC-USD-301227-LIN")
@@ -142,12 +148,13 @@ def task_count() -> int:
 
 @attrs.define
 class FeedRecord:
-    """What one feed delivered."""
+    """What one feed delivered (and the newest item, which the trader reads for prices)."""
 
     channel: str
     data: int = 0
     markers: list[int] = attrs.Factory(list)
     last_data_at: float | None = None
+    latest: Any = None
 
 
 async def consume(feed: Feed[Any], record: FeedRecord) -> None:
@@ -157,6 +164,92 @@ async def consume(feed: Feed[Any], record: FeedRecord) -> None:
         else:
             record.data += 1
             record.last_data_at = trio.current_time()
+            record.latest = item
+
+
+class Trader:
+    """A steady order flow on one market: passive limits placed, re-priced and cancelled, and
+    now and then an IOC order that crosses the spread (fills).
+
+    Every request runs in its own task, so a request waiting for reconciliation never stalls
+    the flow; each must end with exactly one outcome.
+    """
+
+    def __init__(self, conn: Connection, book: FeedRecord, rate: float, seed: int) -> None:
+        spec = next(m for m in DEFAULT_MARKETS if m.market_code == TRADING_MARKET)
+        self.conn = conn
+        self.book = book
+        self.rate = rate
+        self.tick = spec.tick_size
+        self.lot = spec.qty_increment
+        self.rng = random.Random(seed)
+        self.issued: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.in_flight = 0
+
+    def _mid(self) -> Decimal | None:
+        update = self.book.latest
+        if not isinstance(update, DepthUpdate) or not update.data:
+            return None
+        snapshot = update.data[0]
+        if snapshot.best_bid is None or snapshot.best_ask is None:
+            return None
+        return (snapshot.best_bid.price + snapshot.best_ask.price) / 2
+
+    def _price(self, mid: Decimal, offset: float) -> Decimal:
+        raw = mid * Decimal(str(1 + offset))
+        return max(self.tick, (raw / self.tick).quantize(Decimal(1)) * self.tick)
+
+    def _mine(self) -> list[int]:
+        return [o.order_id for o in self.conn.orders.values() if o.market_code == TRADING_MARKET]
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        while True:
+            await trio.sleep(1 / self.rate)
+            mid = self._mid()
+            if mid is None or self.conn.state is not ConnectionState.CONNECTED:
+                continue
+            mine = self._mine()
+            roll = self.rng.random()
+            side = self.rng.choice((Side.BUY, Side.SELL))
+            sign = 1 if side is Side.SELL else -1  # passive: buys below, sells above the mid
+            if roll < 0.1:
+                order = LimitOrder(
+                    TRADING_MARKET,
+                    side,
+                    self.lot,
+                    self._price(mid, -sign * 0.002),
+                    time_in_force=TimeInForce.IOC,
+                )
+                nursery.start_soon(self._do, "place_ioc", self.conn.place(order))
+            elif len(mine) < 10 or roll < 0.35:
+                price = self._price(mid, sign * self.rng.uniform(0.005, 0.02))
+                order = LimitOrder(TRADING_MARKET, side, self.lot * self.rng.randint(1, 5), price)
+                nursery.start_soon(self._do, "place", self.conn.place(order))
+            elif roll < 0.65:
+                target = self.conn.orders.get(self.rng.choice(mine))
+                if target is None or target.price is None:
+                    continue
+                new_price = target.price + self.tick * self.rng.choice((-2, -1, 1, 2))
+                nursery.start_soon(
+                    self._do,
+                    "modify",
+                    self.conn.modify(target.order_id, TRADING_MARKET, price=new_price),
+                )
+            else:
+                victim = self.rng.choice(mine)
+                nursery.start_soon(self._do, "cancel", self.conn.cancel(TRADING_MARKET, victim))
+
+    async def _do(self, kind: str, request: Any) -> None:
+        self.issued[kind] += 1
+        self.in_flight += 1
+        try:
+            await request
+            self.outcomes["ack"] += 1
+        except FlexconnError as exc:
+            self.outcomes[type(exc).__name__] += 1
+        finally:
+            self.in_flight -= 1
 
 
 def feed_channels() -> list[channels.Channel[Any]]:
@@ -192,6 +285,7 @@ async def sampler(
                 "reconnects": stats.reconnects,
                 "frames_in": stats.frames_in,
                 "connected": int(stats.state is ConnectionState.CONNECTED),
+                "open_orders": len(conn.orders),
             }
         )
         await trio.sleep(every)
@@ -231,6 +325,16 @@ def growth_checks(samples: list[dict[str, float]], limits: dict[str, Limit]) -> 
             "ok": growth <= allowed and max(values) <= limit.cap,
         }
     return checks
+
+
+def default_limits(args: argparse.Namespace, *, capacity: float) -> dict[str, Limit]:
+    """The growth tolerances and caps (``capacity``: the feeds' total buffer size)."""
+    return {
+        "rss_mb": Limit(relative=0.10, absolute=16.0, cap=args.rss_cap_mb),
+        "fds": Limit(relative=0.20, absolute=8, cap=args.fd_cap),
+        "tasks": Limit(relative=0.20, absolute=20, cap=args.task_cap),
+        "buffered": Limit(relative=0.50, absolute=256, cap=capacity),
+    }
 
 
 def write(out: Path, document: dict[str, Any]) -> None:
@@ -281,35 +385,75 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
         "fault_every": args.fault_every,
         "sample_every": args.sample_every,
         "feeds": len(subscribed),
-        "orders_per_s": 0,
+        "orders_per_s": args.orders_per_s,
         "seed": args.seed,
         "complete": False,
         "samples": samples,
     }
     heartbeat = Heartbeat(interval=2.0, timeout=2.0)
     retry = ReconnectPolicy(initial_delay=0.1, max_delay=2.0, connect_timeout=3.0)
-    async with (
-        RestClient(info["rest_url"], creds) as rest,
-        open_connection(
-            info["ws_url"], credentials=creds, heartbeat=heartbeat, reconnect=retry, seed=args.seed
-        ) as conn,
-        contextlib.AsyncExitStack() as stack,
-        trio.open_nursery() as nursery,
-    ):
-        for channel, record in zip(subscribed, records, strict=True):
-            backfill = rest if channel.name == "trade" else None
-            feed = await stack.enter_async_context(conn.subscribe(channel, backfill=backfill))
-            nursery.start_soon(consume, feed, record)
-        started = trio.current_time()
-        nursery.start_soon(sampler, conn, args.sample_every, started, samples)
-        deadline = started + args.duration
-        while trio.current_time() < deadline:
-            await trio.sleep(min(60.0, deadline - trio.current_time()))
-            write(args.out, document)
-        end = trio.current_time()
-        stats = conn.stats()
+    started = trio.current_time()
+    try:
+        async with (
+            RestClient(info["rest_url"], creds) as rest,
+            open_connection(
+                info["ws_url"],
+                credentials=creds,
+                heartbeat=heartbeat,
+                reconnect=retry,
+                seed=args.seed,
+                rest=rest,
+            ) as conn,
+            contextlib.AsyncExitStack() as stack,
+            trio.open_nursery() as nursery,
+        ):
+            for channel, record in zip(subscribed, records, strict=True):
+                backfill = rest if channel.name == "trade" else None
+                feed = await stack.enter_async_context(conn.subscribe(channel, backfill=backfill))
+                nursery.start_soon(consume, feed, record)
+            book = next(r for r in records if r.channel == f"depthL25:{TRADING_MARKET}")
+            trader = Trader(conn, book, args.orders_per_s, args.seed)
+            started = trio.current_time()
+            nursery.start_soon(sampler, conn, args.sample_every, started, samples)
+            async with trio.open_nursery() as requests:
+                requests.start_soon(trader.run, requests)
+                deadline = started + args.duration
+                while trio.current_time() < deadline:
+                    await trio.sleep(min(60.0, deadline - trio.current_time()))
+                    write(args.out, document)
+                end = trio.current_time()
+                # stop issuing, let every request in flight reach its outcome
+                requests.cancel_scope.deadline = trio.current_time() + 60
+                with trio.move_on_after(60):
+                    while trader.in_flight:  # noqa: ASYNC110 - counted by the request tasks
+                        await trio.sleep(0.1)
+                requests.cancel_scope.cancel()
+            stats = conn.stats()
+            truth = await _ask(pipe)
+            # fills by the market's participants can land between two looks: compare a few times
+            for _ in range(10):
+                if sorted(conn.orders) == truth["open_orders"]:
+                    break
+                await trio.sleep(0.5)
+                truth = await _ask(pipe)
+            client_orders = sorted(conn.orders)
+            nursery.cancel_scope.cancel()
+    except Exception as exc:  # the verdict must record any crash, not lose the samples
+        # the connection ended (or the run broke): report the samples taken so far as a failure
+        log_crash = f"the run ended early after {trio.current_time() - started:.0f}s: {exc!r}"
         truth = await _ask(pipe)
-        nursery.cancel_scope.cancel()
+        document.update(
+            {
+                "complete": True,
+                "measured_for": trio.current_time() - started,
+                "faults": truth["faults"],
+                "checks": growth_checks(samples, default_limits(args, capacity=8192)),
+                "problems": [log_crash],
+                "figures": {"faults applied": len(truth["faults"]), "samples": len(samples)},
+                "passed": False,
+            }
+        )
+        return document
     faults = truth["faults"]
     problems: list[str] = []
     last_fault = max((f["t"] for f in faults), default=0.0)
@@ -324,14 +468,17 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
             problems.append(f"{record.channel}: {seen} markers for {stats.reconnects} reconnects")
     if stats.state is not ConnectionState.CONNECTED:
         problems.append(f"connection ended {stats.state.value}")
-    capacity = sum(f.capacity for f in stats.feeds)
-    limits = {
-        "rss_mb": Limit(relative=0.10, absolute=16.0, cap=args.rss_cap_mb),
-        "fds": Limit(relative=0.20, absolute=8, cap=args.fd_cap),
-        "tasks": Limit(relative=0.20, absolute=20, cap=args.task_cap),
-        "buffered": Limit(relative=0.50, absolute=256, cap=capacity),
-    }
-    checks = growth_checks(samples, limits)
+    if trader.in_flight:
+        problems.append(f"{trader.in_flight} order requests never got an outcome")
+    if sum(trader.issued.values()) != sum(trader.outcomes.values()):
+        problems.append(f"requests {dict(trader.issued)} but outcomes {dict(trader.outcomes)}")
+    if client_orders != truth["open_orders"]:
+        problems.append(
+            f"conn.orders has {len(client_orders)} orders, the exchange {len(truth['open_orders'])}"
+        )
+    checks = growth_checks(
+        samples, default_limits(args, capacity=sum(f.capacity for f in stats.feeds))
+    )
     document.update(
         {
             "complete": True,
@@ -349,6 +496,10 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
                 "proxy connections accepted": truth["proxy"]["accepted"],
                 "proxy connections refused": truth["proxy"]["refused"],
                 "samples": len(samples),
+                "order requests": dict(trader.issued),
+                "order outcomes": dict(trader.outcomes),
+                "account fills at the exchange": truth["account_trades"],
+                "open orders at the end (client = exchange)": len(client_orders),
             },
             "passed": not problems and all(check["ok"] for check in checks.values()),
         }
@@ -362,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-every", type=float, default=60, help="seconds between faults")
     parser.add_argument("--sample-every", type=float, default=5, help="seconds between samples")
     parser.add_argument("--participants", type=float, default=50, help="market actions per s")
+    parser.add_argument("--orders-per-s", type=float, default=2.0, help="order requests per s")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rss-cap-mb", type=float, default=1024)
     parser.add_argument("--fd-cap", type=float, default=512)
