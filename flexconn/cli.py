@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from flexconn._cli import book, sim, stream
+from flexconn._cli import book, demo, orders, sim, stream
 from flexconn._cli.common import CliError, Parser, fail, run
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (sim, stream, book)
+_COMMANDS = (sim, stream, book, orders, demo)
 
 
 def build_parser() -> Parser:

@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeAlias
 
 import attrs
@@ -27,6 +28,7 @@ from flexconn.auth import Credentials
 from flexconn.config import ReconnectPolicy
 from flexconn.connection import Connection, open_connection
 from flexconn.errors import ExchangeError, FlexconnError, TransportError
+from flexconn.rest import RestClient
 from flexconn.sim import Simulator, serve
 from flexconn.transport import check_url
 
@@ -189,6 +191,17 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
+def positive_decimal(text: str) -> Decimal:
+    """An argparse type: a decimal number greater than zero (prices, quantities)."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number greater than zero."""
     try:
@@ -271,13 +284,17 @@ async def open_target(args: argparse.Namespace) -> AsyncIterator[Target]:
 
 @asynccontextmanager
 async def connect_to(
-    target: Target, args: argparse.Namespace, *, login: bool = True
+    target: Target,
+    args: argparse.Namespace,
+    *,
+    login: bool = True,
+    rest: RestClient | None = None,
 ) -> AsyncIterator[Connection]:
     """:func:`~flexconn.open_connection` to ``target``, failing in one line if it cannot.
 
-    Logs in when ``login`` and the target has credentials. A first connection that cannot be
-    made (refused, timed out, not a WebSocket server) is a :class:`CliError` naming the URL;
-    failures after that are the connection's own.
+    Logs in when ``login`` and the target has credentials; ``rest`` goes to the order outbox.
+    A first connection that cannot be made (refused, timed out, not a WebSocket server) is a
+    :class:`CliError` naming the URL; failures after that are the connection's own.
     """
     try:
         check_url(target.ws_url, allow_insecure=args.allow_insecure)
@@ -290,6 +307,7 @@ async def connect_to(
             credentials=target.credentials if login else None,
             reconnect=ReconnectPolicy(connect_timeout=args.connect_timeout),
             allow_insecure=args.allow_insecure,
+            rest=rest,
         ) as conn:
             connected = True
             yield conn

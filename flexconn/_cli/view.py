@@ -34,6 +34,7 @@ __all__ = [
     "log_panel",
     "number",
     "orders_panel",
+    "split",
     "state_text",
     "trades_panel",
 ]
@@ -84,8 +85,8 @@ def number(value: Decimal | None) -> str:
 
 def clock(timestamp_ms: int) -> str:
     """``HH:MM:SS.mmm`` (UTC) of an epoch-millisecond timestamp."""
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
-    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    moment = datetime.fromtimestamp(timestamp_ms // 1000, tz=UTC)
+    return moment.strftime("%H:%M:%S.") + f"{timestamp_ms % 1000:03d}"
 
 
 def state_text(state: ConnectionState) -> Text:
@@ -151,10 +152,10 @@ def _spread(book: OrderBook) -> str:
 def trades_panel(trades: Sequence[Trade], *, title: str = "latest trades") -> Panel:
     """Public trades, newest first."""
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
-    table.add_column("time (UTC)")
+    table.add_column("time (UTC)", no_wrap=True)
     table.add_column("side")
-    table.add_column("price", justify="right")
-    table.add_column("qty", justify="right")
+    table.add_column("price", justify="right", no_wrap=True)
+    table.add_column("qty", justify="right", no_wrap=True)
     for trade in trades:
         table.add_row(
             clock(trade.timestamp),
@@ -165,57 +166,63 @@ def trades_panel(trades: Sequence[Trade], *, title: str = "latest trades") -> Pa
     return Panel(table, title=title, border_style="magenta")
 
 
-def orders_panel(orders: Sequence[OrderRow], *, title: str = "open orders") -> Panel:
-    """The account's open orders."""
+def orders_panel(
+    orders: Sequence[OrderRow], *, title: str = "open orders", show_market: bool = True
+) -> Panel:
+    """The account's open orders (``show_market=False`` when they are all in one market)."""
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
-    table.add_column("order id")
-    table.add_column("market")
+    table.add_column("order id", no_wrap=True)
+    if show_market:
+        table.add_column("market", no_wrap=True)
     table.add_column("side")
-    table.add_column("price", justify="right")
-    table.add_column("qty", justify="right")
-    table.add_column("status")
+    table.add_column("price", justify="right", no_wrap=True)
+    table.add_column("qty", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for order in orders:
-        table.add_row(
-            str(order.order_id) if order.order_id is not None else "(pending)",
-            order.market_code,
+        cells: list[RenderableType] = [
+            str(order.order_id) if order.order_id is not None else "(pending)"
+        ]
+        if show_market:
+            cells.append(order.market_code)
+        cells += [
             Text(order.side.value, style=_SIDE_STYLE.get(order.side, "")),
             number(order.price),
             number(order.quantity),
             order.status,
-        )
+        ]
+        table.add_row(*cells)
     if not orders:
-        table.add_row("(none)", "", "", "", "", "")
+        table.add_row("(none)")
     return Panel(table, title=f"{title} ({len(orders)})", border_style="blue")
 
 
 def fills_panel(fills: Sequence[FillRow], *, title: str = "fills") -> Panel:
     """The account's fills, newest first."""
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
-    table.add_column("time (UTC)")
-    table.add_column("order id")
-    table.add_column("side")
-    table.add_column("price", justify="right")
-    table.add_column("qty", justify="right")
-    table.add_column("role")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("side", min_width=4)
+    table.add_column("price", justify="right", no_wrap=True)
+    table.add_column("qty", justify="right", no_wrap=True)
+    table.add_column("role", min_width=5)
     for fill in fills:
         table.add_row(
             clock(fill.timestamp),
-            str(fill.order_id),
             Text(fill.side.value, style=_SIDE_STYLE.get(fill.side, "")),
             number(fill.price),
             number(fill.quantity),
             "-" if fill.maker is None else ("maker" if fill.maker else "taker"),
         )
     if not fills:
-        table.add_row("(none yet)", "", "", "", "", "")
+        table.add_row("(none yet)")
     return Panel(table, title=title, border_style="green")
 
 
 def kv_panel(title: str, items: Sequence[tuple[str, RenderableType]], *, style: str) -> Panel:
     """A two-column panel of labels and values."""
-    table = Table.grid(padding=(0, 2), expand=True)
-    table.add_column(style="dim", no_wrap=True)
-    table.add_column()
+    table = Table.grid(padding=(0, 2))
+    width = max((len(label) for label, _ in items), default=0)
+    table.add_column(style="dim", no_wrap=True, min_width=width)
+    table.add_column(overflow="ellipsis", no_wrap=True)
     for label, value in items:
         table.add_row(label, value)
     return Panel(table, title=title, border_style=style)
@@ -223,12 +230,16 @@ def kv_panel(title: str, items: Sequence[tuple[str, RenderableType]], *, style: 
 
 def log_panel(lines: Sequence[str], *, title: str = "events") -> Panel:
     """The latest lines of a log, oldest first."""
-    return Panel(Text("\n".join(lines) or "(nothing yet)"), title=title, border_style="yellow")
+    text = Text("\n".join(lines) or "(nothing yet)", no_wrap=True, overflow="ellipsis")
+    return Panel(text, title=title, border_style="yellow")
 
 
-def split(*parts: tuple[str, RenderableType, int], column: bool) -> Layout:
-    """A layout of named parts stacked (``column``) or side by side, with relative sizes."""
-    layout = Layout()
+def split(*parts: tuple[str, RenderableType, int], column: bool, ratio: int = 1) -> Layout:
+    """A layout of named parts stacked (``column``) or side by side, with relative sizes.
+
+    ``ratio`` is the layout's own share of its parent.
+    """
+    layout = Layout(ratio=ratio)
     children = [Layout(renderable, name=name, ratio=ratio) for name, renderable, ratio in parts]
     if column:
         layout.split_column(*children)
