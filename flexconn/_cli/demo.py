@@ -282,7 +282,8 @@ async def _watch_book(state: DemoState) -> None:
 
 async def _redraw(screen: Live, state: DemoState) -> None:
     while True:
-        screen.update(state.render(), refresh=True)
+        size = screen.console.size
+        screen.update(state.render(size.width, size.height), refresh=True)
         await trio.sleep(0.2)
 
 

@@ -225,8 +225,13 @@ class DemoState:
             f"{self.fill_count} fills; {self.tap.order_commands} order commands sent"
         )
 
-    def render(self) -> RenderableType:
-        """The live view: header, book | trades and fills | orders, outbox and connection."""
+    def render(self, width: int = 150, height: int = 45) -> RenderableType:
+        """The live view for a terminal of ``width`` x ``height`` characters.
+
+        Wide terminals get three columns (book | trades and fills | orders, outbox and
+        connection); narrower ones two (book, trades and fills | the rest). Best at 120x40 or
+        more; the panels crop rather than wrap below that.
+        """
         conn, live = self.conn, self.book
         header = Text.assemble(
             ("flexconn demo  ", "bold"),
@@ -242,23 +247,30 @@ class DemoState:
             if live is not None
             else Text("waiting for the book")
         )
+        trades = view.trades_panel(list(self.trades)[::-1][:10])
+        fills = view.fills_panel(list(self.fills)[::-1])
+        events = 12 if height >= 40 else 6
         layout = Layout()
         layout.split_column(
             Layout(header, name="header", size=1),
             Layout(name="body", ratio=1),
-            Layout(view.log_panel(list(self.log)), name="events", size=12),
+            Layout(view.log_panel(list(self.log)[-(events - 2) :]), name="events", size=events),
         )
-        layout["body"].split_row(
-            Layout(book, name="book", ratio=5),
-            view.split(
-                ("trades", view.trades_panel(list(self.trades)[::-1][:10]), 1),
-                ("fills", view.fills_panel(list(self.fills)[::-1]), 1),
-                column=True,
-                ratio=5,
-            ),
-            Layout(name="side", ratio=6),
-        )
-        layout["side"].split_column(
+        side = Layout(name="side", ratio=6 if width >= 120 else 1)
+        if width >= 120:
+            layout["body"].split_row(
+                Layout(book, name="book", ratio=5),
+                view.split(("trades", trades, 1), ("fills", fills, 1), column=True, ratio=5),
+                side,
+            )
+        else:
+            layout["body"].split_row(
+                view.split(
+                    ("book", book, 3), ("trades", trades, 2), ("fills", fills, 2), column=True
+                ),
+                side,
+            )
+        side.split_column(
             Layout(view.orders_panel(self.our_orders(), show_market=False), name="orders"),
             Layout(self._outbox_panel(), name="outbox", size=8),
             Layout(self._connection_panel(), name="connection", size=7),

@@ -1,0 +1,119 @@
+"""The live terminal views, checked in a real terminal: tmux runs the command, we read the screen.
+
+``.ci/run`` installs tmux, so in CI these never skip. Each test uses its own tmux server (``-L``)
+so it cannot touch a developer's sessions.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("flexconn")
+MARKET = "BTC-USD-SWAP-LIN"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Terminal:
+    """One detached tmux session running one command in a 150x45 pane."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.server = f"flexconn-test-{uuid.uuid4().hex[:8]}"
+        # The pane outlives the command, so its exit status and last screen can be read. rich
+        # takes COLUMNS and LINES over the terminal's size, and pytest exports them (80x24).
+        shell = "env -u COLUMNS -u LINES " + " ".join(command) + "; echo EXIT-STATUS=$?; sleep 60"
+        self._tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "45", shell)
+
+    def _tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.server, *args], capture_output=True, text=True, timeout=10
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "t")
+
+    def wait_for(self, check: Callable[[str], bool], *, timeout: float = 20) -> str:
+        """Poll the screen until ``check`` accepts it (the UI runs on its own clock)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if check(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"screen never matched; last screen:\n{screen}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def terminal() -> Iterator[Callable[[list[str]], Terminal]]:
+    opened: list[Terminal] = []
+
+    def open_terminal(command: list[str]) -> Terminal:
+        opened.append(Terminal(command))
+        return opened[-1]
+
+    yield open_terminal
+    for term in opened:
+        term.close()
+
+
+def test_demo_draws_book_trades_orders_outbox_and_connection_panels(
+    terminal: Callable[[list[str]], Terminal],
+) -> None:
+    term = terminal([str(SCRIPT), "demo", "--duration", "6"])
+    panels = (
+        f"book {MARKET}",
+        "bid qty",
+        "spread ",
+        "latest trades",
+        "fills",
+        "open orders (",
+        "outbox",
+        "orders per command",
+        "connection",
+        "events",
+    )
+    screen = term.wait_for(lambda s: all(p in s for p in panels) and "CONNECTED" in s)
+    assert "flexconn demo" in screen.splitlines()[0]
+    # After the forced disconnect the connection panel shows the reconnect and what was
+    # resubscribed, while the orders placed before it are still listed.
+    screen = term.wait_for(lambda s: re.search(r"resubscribed\s+order:all", s) is not None)
+    assert re.search(r"reconnects\s+1\b", screen)
+    assert "open orders (0)" not in screen
+    # It ends by itself, leaves the full screen and prints its summary.
+    final = term.wait_for(lambda s: "EXIT-STATUS=" in s, timeout=30)
+    assert "EXIT-STATUS=0" in final
+    assert "demo summary after" in final
+    assert "connection: 1 reconnect(s)" in final
+
+
+def test_book_draws_a_live_two_sided_book(terminal: Callable[[list[str]], Terminal]) -> None:
+    term = terminal([str(SCRIPT), "book", MARKET, "--duration", "4", "--levels", "5"])
+    screen = term.wait_for(lambda s: "bid qty" in s and "spread " in s and "CONNECTED" in s)
+    assert f"book {MARKET}" in screen
+    first_seq = _seq(screen)
+    # The view redraws as new snapshots arrive.
+    term.wait_for(lambda s: _seq(s) not in (None, first_seq))
+    final = term.wait_for(lambda s: "EXIT-STATUS=" in s, timeout=20)
+    assert "EXIT-STATUS=0" in final
+
+
+def _seq(screen: str) -> str | None:
+    for line in screen.splitlines():
+        if "seq " in line:
+            return line.split("seq ", 1)[1].split()[0]
+    return None
