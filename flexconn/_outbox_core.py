@@ -618,7 +618,10 @@ class OutboxCore:
         """
         ticket = self._match(reply)
         if ticket is None:
-            return (reply.tag is not None and reply.tag in self._retired_tags, None)
+            # A reply to one of our commands whose request is settled already (a late reply
+            # after a lookup, a duplicate) is still ours; anything else is someone else's.
+            tag = reply.tag
+            return (tag is not None and (tag in self._by_tag or tag in self._retired_tags), None)
         if reply.submitted:
             self._backoff = self.config.rate_limit_backoff
             return True, (ticket if self._finish(ticket, self._ack(ticket, reply)) else None)
@@ -655,9 +658,15 @@ class OutboxCore:
                 if found is not None and self._replyable(found) and (tag in (None, found.tag)):
                     return found
             elif action is not OrderAction.PLACE and data.order_id is not None:
-                for found in self._by_oid.get((action, data.order_id), ()):
-                    if self._replyable(found) and tag in (None, found.tag):
-                        return found
+                # Several requests may target one order: prefer one the echo fits.
+                group = [
+                    found
+                    for found in self._by_oid.get((action, data.order_id), ())
+                    if self._replyable(found) and tag in (None, found.tag)
+                ]
+                fitting = [found for found in group if _consistent(found, data)]
+                if fitting or group:
+                    return (fitting or group)[0]
         candidates: Iterable[Ticket] = (
             pool if pool is not None else (t for group in self._by_tag.values() for t in group)
         )

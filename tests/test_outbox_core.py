@@ -1,0 +1,626 @@
+"""The outbox's sans-IO core: packing, pacing decisions, correlation, evidence and the
+reconciliation rules, driven with explicit times and replies decoded from real frames."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from flexconn._outbox_core import (
+    AckSource,
+    Batch,
+    CancelAck,
+    ModifyAck,
+    OutboxConfig,
+    OutboxCore,
+    PlaceAck,
+    Ticket,
+    TicketState,
+    cancel_outcome,
+    modify_outcome,
+    place_outcome,
+)
+from flexconn.errors import (
+    InvalidOrderError,
+    OrderNotApplied,
+    OrderNotFoundError,
+    OrderOutcomeUnknown,
+    PriceBoundError,
+    RateLimitError,
+    ValidationError,
+)
+from flexconn.models.enums import MatchType, OrderType, Side, TimeInForce
+from flexconn.models.notices import OrderFailureNotice, OrderUpdate
+from flexconn.models.orders import (
+    CancelOrder,
+    CancelOrderRequest,
+    CancelOrdersRequest,
+    LimitOrder,
+    MarketOrder,
+    ModifyOrder,
+    PlaceOrderRequest,
+    PlaceOrdersRequest,
+    StopLimitOrder,
+)
+from flexconn.models.replies import OrderAction, OrderReply
+from flexconn.models.rest import AccountTrade, OpenOrder, OrderRecord, OrderRecordStatus
+from flexconn.protocol import MAX_MESSAGE_LENGTH, decode, encode, message_length
+
+D = Decimal
+MARKET = "BTC-USD-SWAP-LIN"
+PLACE, CANCEL, MODIFY = OrderAction.PLACE, OrderAction.CANCEL, OrderAction.MODIFY
+
+
+def limit(i: int = 0, **kwargs: Any) -> LimitOrder:
+    return LimitOrder(MARKET, Side.BUY, D("0.001"), D(30000 + i), **kwargs)
+
+
+def core(**config: Any) -> OutboxCore:
+    return OutboxCore(OutboxConfig(**config), first_client_order_id=100)
+
+
+def batch(c: OutboxCore, now: float = 0.0, tag: int = 1, tokens: float | None = None) -> Batch:
+    out = c.next_batch(now, tag=tag, wall_ms=1_000_000, order_tokens=tokens)
+    assert out is not None
+    return out
+
+
+def items(b: Batch) -> list[dict[str, Any]]:
+    command = orjson.loads(b.text)
+    return list(command["dataArray"]) if "dataArray" in command else [command["data"]]
+
+
+def reply(
+    b: Batch,
+    index: int,
+    *,
+    ok: bool = True,
+    code: str | None = None,
+    order_id: int | None = None,
+    tag: bool = True,
+    event: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> OrderReply:
+    """The exchange's reply to order ``index`` of ``b``, decoded from its JSON frame."""
+    body = dict(items(b)[index]) if data is None else data
+    echo = {k: v if isinstance(v, str) else str(v) for k, v in body.items()}
+    if ok and b.action is PLACE:
+        echo["orderId"] = str(order_id if order_id is not None else 7000 + index)
+    frame: dict[str, Any] = {
+        "event": event or b.action.value,
+        "submitted": ok,
+        "timestamp": "1592491945248",
+        "data": echo,
+    }
+    if tag:
+        frame["tag"] = b.tag
+    if not ok:
+        frame["code"] = code
+        frame["message"] = f"refused with {code}"
+    message = decode(orjson.dumps(frame))
+    assert isinstance(message, OrderReply)
+    return message
+
+
+def notice(**entry: Any) -> OrderUpdate:
+    base = {
+        "notice": "OrderOpened",
+        "accountId": "1001",
+        "marketCode": MARKET,
+        "side": "BUY",
+        "orderType": "LIMIT",
+        "quantity": "0.001",
+        "price": "30000",
+        "timeInForce": "GTC",
+        "status": "OPEN",
+        "timestamp": "1594943491077",
+        "isTriggered": "False",
+    }
+    base.update({k: str(v) for k, v in entry.items()})
+    message = decode(orjson.dumps({"table": "order", "data": [base]}))
+    assert isinstance(message, OrderUpdate)
+    return message
+
+
+def settle_reply(c: OutboxCore, r: OrderReply, now: float = 0.0) -> Ticket | None:
+    consumed, ticket = c.on_reply(r, now)
+    assert consumed
+    return ticket
+
+
+# -- packing -------------------------------------------------------------------------------------
+
+
+def test_a_lone_request_is_one_single_command_exactly_as_encode_writes_it() -> None:
+    c = core()
+    (ticket,) = c.submit_many(PLACE, [limit()])
+    b = batch(c, tag=9)
+    assert b.tickets == (ticket,)
+    request = ticket.request
+    assert isinstance(request, LimitOrder) and request.client_order_id == 100
+    assert b.text == encode(PlaceOrderRequest(order=request, tag=9))
+    assert ticket.state is TicketState.SENT and ticket.tag == "9" and ticket.attempts == 1
+    assert c.next_batch(0.0, tag=10, wall_ms=0) is None
+
+
+def test_concurrent_requests_leave_in_batches_of_twenty_exactly_as_encode_writes_them() -> None:
+    c = core()
+    tickets = c.submit_many(PLACE, [limit(i) for i in range(45)])
+    sizes = []
+    for tag in (1, 2, 3):
+        b = batch(c, tag=tag)
+        sizes.append(len(b.tickets))
+        orders = [t.request for t in b.tickets]
+        assert all(isinstance(o, LimitOrder | MarketOrder | StopLimitOrder) for o in orders)
+        expected = PlaceOrdersRequest(orders=orders, tag=tag)  # type: ignore[arg-type]
+        assert b.text == encode(expected)
+    assert sizes == [20, 20, 5]
+    assert [t.seq for t in tickets] == sorted(t.seq for t in tickets)
+    assert all(t.state is TicketState.SENT for t in tickets)
+
+
+def test_batches_split_at_the_message_length_limit() -> None:
+    c = core()
+    zeros = "0" * 120
+    long_orders = [
+        LimitOrder(MARKET, Side.BUY, D("0.001" + zeros), D(f"{30000 + i}.{zeros}"))
+        for i in range(20)
+    ]
+    c.submit_many(PLACE, long_orders)
+    first = batch(c, tag=1)
+    second = batch(c, tag=2)
+    assert len(first.tickets) + len(second.tickets) == 20
+    assert 1 < len(first.tickets) < 20
+    for b in (first, second):
+        assert message_length(b.text) <= MAX_MESSAGE_LENGTH
+    # one more order would not have fitted
+    fragment = second.tickets[0].fragment
+    assert message_length(first.text) + len(fragment) + 1 > MAX_MESSAGE_LENGTH
+
+
+def test_a_smaller_configured_length_limit_splits_earlier_and_rejects_a_too_long_order() -> None:
+    c = core(max_message_length=400)
+    c.submit_many(PLACE, [limit(i) for i in range(10)])
+    sizes = []
+    while c.queued:
+        b = batch(c)
+        assert message_length(b.text) <= 400
+        sizes.append(len(b.tickets))
+    assert sum(sizes) == 10 and max(sizes) < 10
+    with pytest.raises(ValidationError, match="exceed 400 bytes"):
+        c.submit(PLACE, LimitOrder("X" * 400, Side.BUY, D(1), D(1)))
+
+
+def test_configured_batch_size_one_sends_one_command_per_order() -> None:
+    c = core(max_batch_size=1)
+    c.submit_many(PLACE, [limit(i) for i in range(3)])
+    assert [len(batch(c).tickets) for _ in range(3)] == [1, 1, 1]
+
+
+def test_order_tokens_cap_place_and_modify_but_not_cancel() -> None:
+    c = core()
+    c.submit_many(PLACE, [limit(i) for i in range(10)])
+    assert len(batch(c, tokens=3.9).tickets) == 3
+    assert c.next_batch(0.0, tag=2, wall_ms=0, order_tokens=0.5) is None
+    assert c.needs_order_tokens()
+    c.submit(CANCEL, CancelOrder(MARKET, 55))
+    assert not c.needs_order_tokens()
+    b = batch(c, tokens=0.5)
+    assert b.action is CANCEL and b.counted_orders == 0
+
+
+def test_the_kind_whose_oldest_request_is_oldest_goes_first() -> None:
+    c = core()
+    c.submit(CANCEL, CancelOrder(MARKET, 1))
+    c.submit(PLACE, limit())
+    c.submit(MODIFY, ModifyOrder(MARKET, 2, price=D(31000)))
+    c.submit(CANCEL, CancelOrder(MARKET, 3))
+    kinds = []
+    while c.queued:
+        b = batch(c)
+        kinds.append((b.action, len(b.tickets)))
+    assert kinds == [(CANCEL, 2), (PLACE, 1), (MODIFY, 1)]
+    assert b.text.startswith('{"op":"modifyorder",')
+
+
+def test_cancel_batches_encode_like_the_encoder() -> None:
+    c = core()
+    c.submit_many(CANCEL, [CancelOrder(MARKET, i) for i in (11, 12)])
+    b = batch(c, tag=4)
+    assert b.text == encode(
+        CancelOrdersRequest(orders=[CancelOrder(MARKET, 11), CancelOrder(MARKET, 12)], tag=4)
+    )
+    c.submit(CANCEL, CancelOrder(MARKET, 13))
+    assert batch(c, tag=5).text == encode(CancelOrderRequest(order=CancelOrder(MARKET, 13), tag=5))
+
+
+# -- client order ids and validation ---------------------------------------------------------------
+
+
+def test_client_order_ids_are_assigned_unique_and_caller_ids_may_not_repeat() -> None:
+    c = core()
+    given = c.submit(PLACE, limit(client_order_id=101))
+    auto = c.submit_many(PLACE, [limit(1), limit(2)])
+    ids = [t.client_order_id for t in (given, *auto)]
+    assert ids == [101, 100, 102]  # the generator skips the id the caller took
+    with pytest.raises(ValidationError) as info:
+        c.submit(PLACE, limit(client_order_id=101))
+    assert info.value.field == "[0].clientOrderId"
+    with pytest.raises(ValidationError, match="already used"):
+        c.submit_many(PLACE, [limit(client_order_id=555), limit(client_order_id=555)])
+    with pytest.raises(ValidationError) as bad:
+        c.submit_many(PLACE, [limit(5), LimitOrder(MARKET, Side.BUY, D(0), D(1))])
+    assert bad.value.field == "data.quantity"
+    assert c.queued == 3  # a refused group queues nothing
+    assert c.submit(PLACE, limit(client_order_id=555)).client_order_id == 555
+
+
+def test_a_wrong_kind_of_request_is_refused() -> None:
+    with pytest.raises(ValidationError, match="cannot carry"):
+        core().submit(CANCEL, limit())
+
+
+# -- correlation ---------------------------------------------------------------------------------
+
+
+def test_replies_out_of_order_reach_the_right_callers() -> None:
+    c = core()
+    tickets = c.submit_many(PLACE, [limit(i) for i in range(5)])
+    b = batch(c)
+    for index in (3, 0, 4, 1, 2):
+        resolved = settle_reply(c, reply(b, index, order_id=900 + index))
+        assert resolved is tickets[index]
+        outcome = resolved.outcome
+        assert isinstance(outcome, PlaceAck)
+        assert outcome.order_id == 900 + index and outcome.source is AckSource.REPLY
+        assert outcome.order == tickets[index].request
+    assert all(t.state is TicketState.DONE for t in tickets)
+
+
+def test_replies_interleaved_across_batches_and_kinds_and_without_tags() -> None:
+    c = core()
+    places = c.submit_many(PLACE, [limit(i) for i in range(3)])
+    first = batch(c, tag=1)
+    more = c.submit_many(PLACE, [limit(10 + i) for i in range(2)])
+    second = batch(c, tag=2)
+    cancels = c.submit_many(CANCEL, [CancelOrder(MARKET, 501), CancelOrder(MARKET, 502)])
+    third = batch(c, tag=3)
+    script = [
+        (reply(second, 1, tag=False), more[1]),
+        (reply(third, 1), cancels[1]),
+        (reply(first, 2, ok=False, code="710003", tag=False), places[2]),
+        (reply(first, 0), places[0]),
+        (reply(third, 0, ok=False, code="100005", tag=False), cancels[0]),
+        (reply(second, 0), more[0]),
+        (reply(first, 1), places[1]),
+    ]
+    for message, expected in script:
+        assert settle_reply(c, message) is expected
+    assert isinstance(places[2].outcome, PriceBoundError)
+    assert places[2].outcome.code == "710003"
+    assert isinstance(cancels[0].outcome, OrderNotFoundError)
+    assert isinstance(cancels[1].outcome, CancelAck)
+
+
+def test_a_failure_reply_without_tag_or_client_order_id_matches_by_its_echoed_fields() -> None:
+    c = core()
+    tickets = c.submit_many(PLACE, [limit(1), limit(2), limit(3)])
+    b = batch(c)
+    echo = {k: v for k, v in items(b)[1].items() if k != "clientOrderId"}
+    resolved = settle_reply(c, reply(b, 1, ok=False, code="20006", tag=False, data=echo))
+    assert resolved is tickets[1]
+    assert isinstance(resolved.outcome, InvalidOrderError)
+
+
+def test_a_failed_modify_echoed_as_placeorder_resolves_the_modify() -> None:
+    c = core()
+    place = c.submit(PLACE, limit())
+    placed = batch(c, tag=1)
+    modify = c.submit(MODIFY, ModifyOrder(MARKET, 777, price=D(30500)))
+    modified = batch(c, tag=2)
+    data = {"orderID": 777, "price": "30500", "marketCode": MARKET}
+    slip = reply(modified, 0, ok=False, code="100005", event="placeorder", data=data)
+    assert slip.action is MODIFY
+    assert settle_reply(c, slip) is modify
+    assert isinstance(modify.outcome, OrderNotFoundError)
+    assert settle_reply(c, reply(placed, 0)) is place
+
+
+def test_replies_the_outbox_did_not_cause_are_left_for_others_and_late_ones_swallowed() -> None:
+    c = core()
+    c.submit(PLACE, limit())
+    b = batch(c, tag=1)
+    foreign = reply(b, 0)
+    foreign_tagged = decode(
+        orjson.dumps({"event": "placeorder", "submitted": True, "tag": "zzz", "data": {}})
+    )
+    assert isinstance(foreign_tagged, OrderReply)
+    assert c.on_reply(foreign_tagged, 0.0) == (False, None)
+    assert settle_reply(c, foreign) is not None
+    # the same reply again (a duplicate, or late after a lookup settled it) is swallowed
+    assert c.on_reply(foreign, 0.0) == (True, None)
+
+
+def test_a_stale_untagged_reply_after_a_drop_matches_nothing() -> None:
+    c = core()
+    (ticket,) = c.submit_many(PLACE, [limit()])
+    b = batch(c)
+    assert c.connection_lost() == []
+    assert c.on_reply(reply(b, 0, tag=False), 0.0) == (False, None)
+    assert ticket.state is TicketState.UNKNOWN and c.unknown() == [ticket]
+
+
+# -- rate limiting -------------------------------------------------------------------------------
+
+
+def test_20007_requeues_the_refused_orders_at_the_front_and_backs_off() -> None:
+    c = core(rate_limit_backoff=0.5, max_rate_limit_backoff=2.0)
+    tickets = c.submit_many(PLACE, [limit(i) for i in range(4)])
+    b = batch(c, now=10.0, tag=1)
+    later = c.submit(PLACE, limit(9))
+    assert settle_reply(c, reply(b, 0), now=10.0) is tickets[0]
+    for index in (2, 1):
+        assert settle_reply(c, reply(b, index, ok=False, code="20007"), now=10.1) is None
+    assert c.hold_until == pytest.approx(10.6)  # one episode, one backoff
+    assert c.next_batch(10.5, tag=2, wall_ms=0) is None
+    assert settle_reply(c, reply(b, 3), now=10.2) is tickets[3]  # success resets the backoff
+    retry = batch(c, now=10.6, tag=3)
+    assert [t.seq for t in retry.tickets] == [tickets[1].seq, tickets[2].seq, later.seq]
+    assert (
+        tickets[1].attempts == 2 and tickets[1].client_order_id == items(retry)[0]["clientOrderId"]
+    )
+    for index in range(3):
+        settle_reply(c, reply(retry, index, ok=False, code="20007"), now=11.0)
+    assert c.hold_until == pytest.approx(11.5)  # the backoff was reset by the success
+
+
+def test_backoff_doubles_per_episode_up_to_its_cap_and_retries_are_bounded() -> None:
+    c = core(rate_limit_backoff=0.5, max_rate_limit_backoff=1.5, max_rate_limit_retries=4)
+    (ticket,) = c.submit_many(PLACE, [limit()])
+    now = 0.0
+    holds = []
+    for attempt in range(5):
+        b = batch(c, now=now, tag=attempt + 1)
+        settle_reply(c, reply(b, 0, ok=False, code="20007"), now=now)
+        holds.append(round(c.hold_until - now, 3))
+        now = c.hold_until
+    assert holds == [0.5, 1.0, 1.5, 1.5, 0.0]  # the fifth refusal is final: no new hold
+    assert ticket.state is TicketState.DONE
+    assert isinstance(ticket.outcome, RateLimitError) and ticket.outcome.code == "20007"
+    assert ticket.attempts == 5
+
+
+# -- deadlines, drops, evidence ------------------------------------------------------------------
+
+
+def test_an_overdue_reply_makes_the_outcome_unknown_and_a_late_reply_still_settles_it() -> None:
+    c = core(reply_timeout=2.0)
+    first = c.submit(PLACE, limit(1))
+    b1 = batch(c, now=0.0, tag=1)
+    second = c.submit(PLACE, limit(2))
+    batch(c, now=1.0, tag=2)
+    assert c.next_deadline() == 2.0
+    assert c.expire(1.9) == ([], [])
+    resolved, lookup = c.expire(2.0)
+    assert (resolved, lookup) == ([], [first])
+    assert first.state is TicketState.UNKNOWN and second.state is TicketState.SENT
+    assert c.next_deadline() == 3.0
+    assert settle_reply(c, reply(b1, 0)) is first
+    assert isinstance(first.outcome, PlaceAck) and c.unknown() == []
+    assert c.resolve(first, OrderOutcomeUnknown("too late")) is False
+
+
+def test_order_channel_evidence_settles_requests_whose_reply_was_lost() -> None:
+    c = core()
+    place = c.submit(PLACE, limit())
+    batch(c, tag=1)
+    cancel = c.submit(CANCEL, CancelOrder(MARKET, 41))
+    batch(c, tag=2)
+    amend = c.submit(MODIFY, ModifyOrder(MARKET, 42, price=D(30100)))
+    batch(c, tag=3)
+    late_modify = c.submit(MODIFY, ModifyOrder(MARKET, 43, quantity=D("0.0005")))
+    batch(c, tag=4)
+    blind = c.submit(PLACE, limit(5))
+    batch(c, tag=5)
+    assert c.on_order_message(notice(orderId=8001, clientOrderId=place.client_order_id)) == []
+    c.on_order_message(notice(orderId=41, status="CANCELED_BY_USER", notice="OrderClosed"))
+    c.on_order_message(notice(orderId=42, status="CANCELED_BY_AMEND", notice="OrderClosed"))
+    failure = decode(
+        orjson.dumps(
+            {
+                "event": "AMEND",
+                "submitted": False,
+                "code": "100004",
+                "message": "Order request was rejected : REJECT_AMEND_ORDER_ID_NOT_FOUND",
+                "timestamp": "0",
+                "data": {
+                    "orderId": 43,
+                    "marketCode": MARKET,
+                    "status": "REJECT_AMEND_ORDER_ID_NOT_FOUND",
+                },
+            }
+        )
+    )
+    assert isinstance(failure, OrderFailureNotice)
+    c.on_order_message(failure)
+    resolved = c.connection_lost()
+    assert resolved == [place, cancel, amend, late_modify]
+    assert isinstance(place.outcome, PlaceAck) and place.outcome.order_id == 8001
+    assert place.outcome.source is AckSource.ORDER_CHANNEL
+    assert isinstance(cancel.outcome, CancelAck)
+    assert isinstance(amend.outcome, ModifyAck)
+    assert isinstance(late_modify.outcome, OrderNotApplied) and late_modify.outcome.sent
+    assert c.unknown() == [blind]
+    # evidence arriving later (a fill on the new socket) settles an UNKNOWN ticket at once
+    fill = notice(
+        notice="OrderMatched",
+        orderId=8002,
+        clientOrderId=blind.client_order_id,
+        status="FILLED",
+        matchId=1,
+        matchPrice="30005",
+        matchQuantity="0.001",
+        orderMatchType="TAKER",
+        remainQuantity="0",
+        fees="0.01",
+        feeInstrumentId="USD",
+    )
+    assert c.on_order_message(fill) == [blind]
+    assert isinstance(blind.outcome, PlaceAck) and blind.outcome.order_id == 8002
+
+
+def test_a_cancel_overtaken_by_a_replacing_modify_was_not_applied() -> None:
+    c = core()
+    cancel = c.submit(CANCEL, CancelOrder(MARKET, 61))
+    batch(c)
+    c.on_order_message(notice(orderId=61, status="CANCELED_BY_AMEND", notice="OrderClosed"))
+    assert c.connection_lost() == [cancel]
+    assert isinstance(cancel.outcome, OrderNotApplied)
+
+
+def test_a_failed_send_makes_its_batch_unknown_not_requeued() -> None:
+    c = core()
+    tickets = c.submit_many(PLACE, [limit(1), limit(2)])
+    b = batch(c)
+    assert c.send_failed(b) == []
+    assert c.unknown() == tickets and c.queued == 0
+
+
+def test_withdraw_only_takes_back_unsent_requests_and_close_settles_everything() -> None:
+    c = core()
+    sent = c.submit(PLACE, limit(1))
+    batch(c)
+    queued = c.submit(PLACE, limit(2))
+    other = c.submit(CANCEL, CancelOrder(MARKET, 3))
+    assert c.withdraw(sent, "x") is False
+    assert c.withdraw(queued, "gave up") is True
+    assert isinstance(queued.outcome, OrderNotApplied) and not queued.outcome.sent
+    assert str(queued.outcome) == "gave up"
+    done = c.close("the connection closed")
+    assert done == [other, sent]
+    assert isinstance(other.outcome, OrderNotApplied) and not other.outcome.sent
+    assert isinstance(sent.outcome, OrderOutcomeUnknown)
+    assert c.close("again") == []
+
+
+# -- reconciliation rules ------------------------------------------------------------------------
+
+
+def rest_open(order_id: int, *, cid: int | None = None, **kwargs: Any) -> OpenOrder:
+    fields: dict[str, Any] = {
+        "order_id": order_id,
+        "market_code": MARKET,
+        "client_order_id": cid,
+        "side": Side.BUY,
+        "order_type": OrderType.LIMIT,
+        "quantity": D("0.002"),
+        "remaining_quantity": D("0.002"),
+        "price": D(30000),
+        "order_created": 1,
+        "time_in_force": TimeInForce.GTC,
+    }
+    fields.update(kwargs)
+    return OpenOrder(**fields)
+
+
+def record(order_id: int, status: OrderRecordStatus, *, cid: int | None = None) -> OrderRecord:
+    return OrderRecord(
+        status=status,
+        order_id=order_id,
+        client_order_id=cid,
+        market_code=MARKET,
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=D("0.002"),
+    )
+
+
+def sent_ticket(action: OrderAction, request: Any) -> Ticket:
+    c = core()
+    ticket = c.submit(action, request)
+    batch(c)
+    return ticket
+
+
+def test_place_outcome_finds_the_order_open_in_history_or_in_trades() -> None:
+    ticket = sent_ticket(PLACE, limit(client_order_id=77))
+    assert place_outcome(ticket) is None
+    assert place_outcome(ticket, open_orders=[rest_open(5, cid=78)]) is None
+    found = place_outcome(ticket, open_orders=[rest_open(9, cid=77), rest_open(5, cid=77)])
+    assert found is not None and found.order_id == 5 and found.source is AckSource.REST
+    closed = place_outcome(ticket, records=[record(6, OrderRecordStatus.CLOSED, cid=77)])
+    assert closed is not None and closed.order_id == 6
+    trade = AccountTrade(
+        match_id=1,
+        match_timestamp=1,
+        market_code=MARKET,
+        match_quantity=D("0.001"),
+        match_price=D(30000),
+        total=D(30),
+        order_match_type=MatchType.TAKER,
+        fees=D(0),
+        order_id=12,
+        side=Side.BUY,
+        client_order_id=77,
+    )
+    filled = place_outcome(ticket, trades=[trade])
+    assert filled is not None and filled.order_id == 12
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_cancel_outcome(final: bool) -> None:
+    ticket = sent_ticket(CANCEL, CancelOrder(MARKET, 31))
+    still_open = cancel_outcome(ticket, open_orders=[rest_open(31)], records=[], final=final)
+    assert isinstance(still_open, OrderNotApplied if final else OrderOutcomeUnknown)
+    for status in (OrderRecordStatus.CLOSED, OrderRecordStatus.MATCHED):
+        gone = cancel_outcome(
+            ticket, open_orders=[], records=[record(31, status, cid=4)], final=final
+        )
+        assert isinstance(gone, CancelAck) and gone.client_order_id == 4
+    unknown = cancel_outcome(ticket, open_orders=[], records=[], final=final)
+    assert isinstance(unknown, OrderNotApplied if final else OrderOutcomeUnknown)
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_modify_outcome(final: bool) -> None:
+    ticket = sent_ticket(MODIFY, ModifyOrder(MARKET, 40, quantity=D("0.001")))
+    in_place = rest_open(40, remaining_quantity=D("0.001"), quantity=D("0.001"))
+    assert isinstance(
+        modify_outcome(ticket, open_orders=[in_place], records=[], final=final), ModifyAck
+    )
+    unchanged = modify_outcome(ticket, open_orders=[rest_open(40)], records=[], final=final)
+    assert isinstance(unchanged, OrderNotApplied if final else OrderOutcomeUnknown)
+    moved = sent_ticket(MODIFY, ModifyOrder(MARKET, 40, price=D(30100)))
+    records = [
+        record(40, OrderRecordStatus.CLOSED, cid=3),
+        record(44, OrderRecordStatus.OPENED, cid=3),
+        record(39, OrderRecordStatus.CLOSED, cid=3),
+    ]
+    replaced = modify_outcome(moved, open_orders=[], records=records, final=final)
+    assert isinstance(replaced, ModifyAck) and replaced.replaced_by == 44
+    gone = modify_outcome(moved, open_orders=[], records=records[:1], final=final)
+    assert isinstance(gone, OrderNotApplied if final else OrderOutcomeUnknown)
+
+
+def test_acks_expose_their_identifiers() -> None:
+    order = limit(client_order_id=5)
+    ack = PlaceAck(order=order, order_id=9)
+    assert (ack.client_order_id, ack.market_code) == (5, MARKET)
+    cancel = CancelAck(order=CancelOrder(MARKET, 8))
+    assert (cancel.order_id, cancel.market_code) == (8, MARKET)
+    modify = ModifyAck(order=ModifyOrder(MARKET, 7, price=D(1)))
+    assert (modify.order_id, modify.market_code) == (7, MARKET)
+    assert repr(sent_ticket(PLACE, limit())).startswith("<Ticket #1 placeorder sent>")
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError):
+        OutboxConfig(max_batch_size=21)
+    with pytest.raises(ValueError):
+        OutboxConfig(orders_per_second=0)
+    with pytest.raises(ValueError):
+        OutboxConfig(max_message_length=5000)
+    assert OutboxConfig(orders_per_second=None).orders_per_second is None
