@@ -89,6 +89,7 @@ __all__ = [
     "ModifyAck",
     "OutboxConfig",
     "OutboxCore",
+    "OutboxStatistics",
     "Outcome",
     "PlaceAck",
     "Ticket",
@@ -255,6 +256,29 @@ Ack: TypeAlias = PlaceAck | CancelAck | ModifyAck
 Outcome: TypeAlias = Ack | FlexconnError
 
 
+@attrs.frozen(kw_only=True)
+class OutboxStatistics:
+    """Counters of one outbox since it was created.
+
+    Attributes:
+        queued: requests waiting to be sent.
+        in_flight: requests sent and waiting for their reply.
+        unknown: requests whose reply was lost or is overdue, waiting for reconciliation.
+        commands_sent: order commands written (a batch counts once).
+        orders_sent: orders those commands carried (resent orders count again).
+        rate_limited: orders the exchange refused with ``20007`` (then retried).
+        reconciled: requests settled without their reply (order channel or REST).
+    """
+
+    queued: int
+    in_flight: int
+    unknown: int
+    commands_sent: int
+    orders_sent: int
+    rate_limited: int
+    reconciled: int
+
+
 class TicketState(Enum):
     QUEUED = "queued"
     SENT = "sent"
@@ -403,6 +427,22 @@ class OutboxCore:
         self.hold_until = float("-inf")
         #: The session (socket) commands are sent on now; replies only come from it.
         self.session = 0
+        self._commands_sent = 0
+        self._orders_sent = 0
+        self._rate_limited = 0
+        self._reconciled = 0
+
+    def statistics(self) -> OutboxStatistics:
+        in_flight = len({t.seq for t in self._sent if t.state is TicketState.SENT})
+        return OutboxStatistics(
+            queued=self.queued,
+            in_flight=in_flight,
+            unknown=len(self._unknown),
+            commands_sent=self._commands_sent,
+            orders_sent=self._orders_sent,
+            rate_limited=self._rate_limited,
+            reconciled=self._reconciled,
+        )
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -540,6 +580,8 @@ class OutboxCore:
             self._index(ticket)
             self._sent.append(ticket)
         self._by_tag[tag_text] = list(picked)
+        self._commands_sent += 1
+        self._orders_sent += len(picked)
         return Batch(action=action, tickets=tuple(picked), tag=tag_text, text=text)
 
     def _pick(self, order_tokens: float | None) -> OrderAction | None:
@@ -627,6 +669,8 @@ class OutboxCore:
             return True, (ticket if self._finish(ticket, self._ack(ticket, reply)) else None)
         error = reply.error()
         assert error is not None
+        if isinstance(error, RateLimitError):
+            self._rate_limited += 1
         if (
             isinstance(error, RateLimitError)
             and error.code == _RATE_LIMITED
@@ -865,6 +909,8 @@ class OutboxCore:
     def _finish(self, ticket: Ticket, outcome: Outcome) -> bool:
         if ticket.state is TicketState.DONE:
             return False
+        if ticket.state is TicketState.UNKNOWN:
+            self._reconciled += 1
         self._unindex(ticket)
         self._unknown.pop(ticket.seq, None)
         ticket.state = TicketState.DONE

@@ -76,6 +76,7 @@ from flexconn.outbox import (
     OrderLookup,
     Outbox,
     OutboxConfig,
+    OutboxStatistics,
     PlaceAck,
 )
 from flexconn.protocol import routing
@@ -384,6 +385,10 @@ class Connection:
     ) -> list[ModifyAck | FlexconnError]:
         """Modify several orders; one outcome per order, as :meth:`place_many`."""
         return await self._trading().modify_many(orders, send_timeout=send_timeout)
+
+    def outbox_stats(self) -> OutboxStatistics:
+        """Counters of the order outbox (commands and orders sent, 20007 refusals...)."""
+        return self._outbox.statistics()
 
     def _trading(self) -> Outbox:
         if self._credentials is None:

@@ -44,6 +44,7 @@ from flexconn._outbox_core import (
     ModifyAck,
     OutboxConfig,
     OutboxCore,
+    OutboxStatistics,
     Outcome,
     PlaceAck,
     Ticket,
@@ -80,6 +81,7 @@ __all__ = [
     "OrderLookup",
     "Outbox",
     "OutboxConfig",
+    "OutboxStatistics",
     "PlaceAck",
 ]
 
@@ -240,6 +242,9 @@ class Outbox:
             withdrawn = [t for t in tickets if self._core.withdraw(t, "the caller stopped waiting")]
             self._settle(withdrawn)
         return [ticket.outcome for ticket in tickets]
+
+    def statistics(self) -> OutboxStatistics:
+        return self._core.statistics()
 
     # -- the connection's side -----------------------------------------------------------------
 
