@@ -272,6 +272,11 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
                 async with trio.open_nursery() as issuing:
                     issuing.start_soon(trader.run, requests)
                     await proxy.wait_schedule_done()
+                    # trade on until the order channel has resumed after the last fault
+                    quiet = trio.current_time()
+                    with trio.fail_after(15):
+                        while not records["order"].data_after(quiet):  # noqa: ASYNC110
+                            await trio.sleep(0.05)
                     issuing.cancel_scope.cancel()
                 # let every request in flight reach its outcome (a request cut off here has
                 # none, which the checks report)

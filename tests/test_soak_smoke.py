@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
+SOAK = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
 DURATION = 90
 FAULT_EVERY = 10
 
