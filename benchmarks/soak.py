@@ -2,7 +2,8 @@
 
 The exchange side (simulator and chaos proxy) runs in a child process, so that what this process
 measures is the client alone: every ``--sample-every`` seconds it records its RSS, open file
-descriptors, trio task count and the items buffered in its feeds (plus reconnects and traffic).
+descriptors, trio task count, the items buffered in its feeds and the order requests in its
+outbox (queued, in flight or being reconciled), plus reconnects and traffic.
 At the end it fails (exit status 1) if any of those grew without bound: the median of the last
 third of the samples is compared with the middle third's (the first third is warm-up) against a
 tolerance, and every sample against a hard cap. It also checks that every streaming feed
@@ -274,6 +275,7 @@ async def sampler(
 ) -> None:
     while True:
         stats = conn.stats()
+        outbox = conn.outbox_stats()
         samples.append(
             {
                 "t": trio.current_time() - started,
@@ -286,6 +288,7 @@ async def sampler(
                 "frames_in": stats.frames_in,
                 "connected": int(stats.state is ConnectionState.CONNECTED),
                 "open_orders": len(conn.orders),
+                "outbox": outbox.queued + outbox.in_flight + outbox.unknown,
             }
         )
         await trio.sleep(every)
@@ -334,6 +337,7 @@ def default_limits(args: argparse.Namespace, *, capacity: float) -> dict[str, Li
         "fds": Limit(relative=0.20, absolute=8, cap=args.fd_cap),
         "tasks": Limit(relative=0.20, absolute=20, cap=args.task_cap),
         "buffered": Limit(relative=0.50, absolute=256, cap=capacity),
+        "outbox": Limit(relative=0.50, absolute=50, cap=1000),
     }
 
 
