@@ -188,13 +188,38 @@ class OpenOrders(Mapping[int, WorkingOrder]):
     def finish_sync(self, snapshot: Iterable[RestOpenOrder]) -> None:
         """Replace the set by ``snapshot`` (``GET /v2/orders``), then replay held notices."""
         held, self._held = self._held or [], None
+        previous = self._orders
         self._orders = {order.order_id: _from_rest(order) for order in snapshot}
+        self._infer_successors(previous)
         self._amended = None
         self.resync_wanted = False
         for message in held:
             self._apply(message)
         self.synced = True
         self.version += 1
+
+    def _infer_successors(self, previous: Mapping[int, WorkingOrder]) -> None:
+        # An order that vanished while a newer one with its client order id appeared was
+        # replaced by a modify whose notices were missed (client order ids are unique per
+        # placement; a replacement keeps its order's).
+        fresh: dict[tuple[str, int], int] = {}
+        for order in self._orders.values():
+            cid = order.client_order_id
+            if cid is not None and order.order_id not in previous:
+                key = (order.market_code, cid)
+                fresh[key] = max(fresh.get(key, 0), order.order_id)
+        for order in previous.values():
+            cid = order.client_order_id
+            if cid is None or order.order_id in self._orders:
+                continue
+            newer = fresh.get((order.market_code, cid))
+            if newer is not None and newer > order.order_id:
+                self._remember_successor(order.order_id, newer)
+
+    def record_successor(self, old: int, new: int) -> None:
+        """Note that order ``old`` was replaced by ``new`` (a reconciled modify learnt it)."""
+        if old != new:
+            self._remember_successor(old, new)
 
     def abort_sync(self) -> None:
         """No snapshot could be had: apply the held notices to the old set, marked unsynced."""

@@ -469,14 +469,13 @@ class Outbox:
     def _settle(self, tickets: Iterable[Ticket]) -> None:
         for ticket in tickets:
             outcome = ticket.outcome
-            if (
-                isinstance(outcome, ModifyAck)
-                and outcome.source is not AckSource.REPLY
-                and outcome.replaced_by is None
-            ):
-                successor = self.orders.successor(outcome.order_id)
-                if successor != outcome.order_id:
-                    ticket.outcome = attrs.evolve(outcome, replaced_by=successor)
+            if isinstance(outcome, ModifyAck) and outcome.source is not AckSource.REPLY:
+                if outcome.replaced_by is not None:
+                    self.orders.record_successor(outcome.order_id, outcome.replaced_by)
+                else:
+                    successor = self.orders.successor(outcome.order_id)
+                    if successor != outcome.order_id:
+                        ticket.outcome = attrs.evolve(outcome, replaced_by=successor)
             event = self._done.pop(ticket.seq, None)
             if event is not None:
                 event.set()

@@ -1,0 +1,283 @@
+"""The outbox across faults, against the simulator over loopback: requests acknowledged, in flight
+and unsent when the socket drops, stalls or answers late each end exactly once with their true
+outcome, and the exchange never holds a duplicate order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import trio
+
+from flexconn.auth import Credentials
+from flexconn.config import Heartbeat, ReconnectPolicy
+from flexconn.connection import Connection, ConnectionEvent, ConnectionState, open_connection
+from flexconn.errors import (
+    ConnectionClosed,
+    FlexconnError,
+    OrderNotApplied,
+    OrderOutcomeUnknown,
+)
+from flexconn.models.enums import Side
+from flexconn.models.orders import CancelOrder, LimitOrder, ModifyOrder
+from flexconn.outbox import AckSource, CancelAck, ModifyAck, OutboxConfig, PlaceAck
+from flexconn.rest import RestClient
+from flexconn.sim import Simulator, serve
+
+D = Decimal
+MARKET = "BTC-USD-SWAP-LIN"
+ACCOUNT = "1001"
+FAST_RETRY = ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
+QUICK_HEARTBEAT = Heartbeat(interval=0.2, timeout=0.2)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with serve(participants_rate=None) as simulator:
+        yield simulator
+
+
+def creds(sim: Simulator) -> Credentials:
+    return Credentials(sim.demo_key.api_key, sim.demo_key.api_secret)
+
+
+@asynccontextmanager
+async def trading(sim: Simulator, *, rest: bool = True, **kwargs: Any) -> AsyncIterator[Connection]:
+    assert sim.rest_url is not None
+    kwargs.setdefault("reconnect", FAST_RETRY)
+    async with RestClient(sim.rest_url, creds(sim)) as client:
+        lookup = client if rest else None
+        async with open_connection(
+            sim.ws_url, credentials=creds(sim), rest=lookup, **kwargs
+        ) as conn:
+            yield conn
+
+
+def bid(i: int = 0, quantity: str = "0.001") -> LimitOrder:
+    return LimitOrder(MARKET, Side.BUY, D(quantity), D(30000) + i)
+
+
+async def wait_until(predicate: Callable[[], bool], seconds: float = 5) -> None:
+    with trio.fail_after(seconds):
+        while not predicate():  # noqa: ASYNC110 - state owned by other tasks, no event to wait on
+            await trio.sleep(0.005)
+
+
+def engine_orders(sim: Simulator) -> dict[int, Decimal]:
+    return {o.order_id: o.remaining for o in sim.exchange.engine.open_orders(ACCOUNT)}
+
+
+def tracked(conn: Connection) -> dict[int, Decimal]:
+    return {order_id: o.remaining_quantity for order_id, o in conn.orders.items()}
+
+
+def everything(sim: Simulator) -> list[Any]:
+    engine = sim.exchange.engine
+    return [*engine.order_history(ACCOUNT), *engine.open_orders(ACCOUNT)]
+
+
+def assert_no_duplicates(sim: Simulator) -> None:
+    """Every order the exchange ever accepted carries its own client order id."""
+    ids = [o.client_order_id for o in everything(sim) if o.status.value != "CANCELED_BY_AMEND"]
+    assert len(ids) == len(set(ids)), "an order was placed twice"
+
+
+def assert_place_outcomes_are_true(sim: Simulator, outcomes: Sequence[object]) -> None:
+    by_cid: dict[int | None, set[int]] = {}
+    for order in everything(sim):
+        by_cid.setdefault(order.client_order_id, set()).add(order.order_id)
+    for outcome in outcomes:
+        if isinstance(outcome, PlaceAck):
+            assert outcome.order_id in by_cid.get(outcome.client_order_id, set())
+        else:
+            assert isinstance(outcome, OrderNotApplied), outcome
+
+
+async def test_acknowledged_in_flight_and_unsent_requests_across_a_drop(sim: Simulator) -> None:
+    results: dict[str, list[PlaceAck | FlexconnError]] = {}
+    async with trading(sim) as conn:
+        before = await conn.place(bid(0))
+        # The next command's 20 orders are all processed; the socket dies after 5 frames
+        # (reply 1, notice 1, reply 2, notice 2, reply 3), and reconnecting takes a while.
+        sim.faults.drop_after(5)
+        sim.faults.refuse_connections(0.5)
+
+        async def in_flight() -> None:
+            results["in_flight"] = await conn.place_many([bid(i) for i in range(1, 21)])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(in_flight)
+            await conn.wait_state(ConnectionState.RECONNECTING)
+            unsent = await conn.place_many([bid(i) for i in range(100, 103)])
+            assert conn.state is ConnectionState.CONNECTED
+        assert before.source is AckSource.REPLY
+        sources = [o.source for o in results["in_flight"] if isinstance(o, PlaceAck)]
+        assert len(sources) == 20
+        assert sources[:3] == [AckSource.REPLY] * 3
+        assert set(sources[3:]) <= {AckSource.REST, AckSource.ORDER_CHANNEL}
+        assert [o.source for o in unsent if isinstance(o, PlaceAck)] == [AckSource.REPLY] * 3
+        assert conn.outbox_stats().reconciled == 17
+        assert_place_outcomes_are_true(sim, [*results["in_flight"], *unsent])
+        assert_no_duplicates(sim)
+        assert len(engine_orders(sim)) == 24
+        await wait_until(lambda: tracked(conn) == engine_orders(sim))
+
+
+async def test_processed_but_unanswered_commands_are_found_over_rest(sim: Simulator) -> None:
+    async with trading(sim) as conn:
+        sim.faults.drop_after(1)  # the first reply gets out; nothing else, not even notices
+        placed = await conn.place_many([bid(i, quantity="0.002") for i in range(5)])
+        assert [o.source for o in placed if isinstance(o, PlaceAck)] == [AckSource.REPLY] + [
+            AckSource.REST
+        ] * 4
+        ids = [o.order_id for o in placed if isinstance(o, PlaceAck) and o.order_id is not None]
+        assert len(ids) == 5
+
+        sim.faults.drop_after(1)
+        modified = await conn.modify_many([ModifyOrder(MARKET, i, price=D(31000)) for i in ids[:3]])
+        assert [type(o) for o in modified] == [ModifyAck] * 3
+        lost = [o for o in modified if isinstance(o, ModifyAck) and o.source is AckSource.REST]
+        assert len(lost) == 2
+        for ack in lost:  # a replacing modify: the new order carries the same client order id
+            assert ack.replaced_by is not None and ack.replaced_by in engine_orders(sim)
+            assert conn.orders.successor(ack.order_id) == ack.replaced_by
+
+        sim.faults.drop_after(1)
+        targets = [conn.orders.successor(i) for i in ids[:3]] + ids[3:]
+        cancelled = await conn.cancel_many([CancelOrder(MARKET, i) for i in targets])
+        assert [type(o) for o in cancelled] == [CancelAck] * 5
+        assert [o.source for o in cancelled if isinstance(o, CancelAck)][1:] == [AckSource.REST] * 4
+        assert engine_orders(sim) == {}
+        assert_no_duplicates(sim)
+        await wait_until(lambda: not conn.orders)
+
+
+async def test_requests_lost_in_a_stalled_socket_were_not_applied(sim: Simulator) -> None:
+    outcomes: list[object] = []
+    async with trading(sim, heartbeat=QUICK_HEARTBEAT) as conn:
+        resting = await conn.place(bid(0, quantity="0.002"))
+        assert resting.order_id is not None
+        order_id = resting.order_id
+        assert sim.faults.stall() == 1  # half-open: the exchange reads nothing, answers nothing
+
+        async def run(request: Any) -> None:
+            try:
+                outcomes.append(await request)
+            except FlexconnError as exc:
+                outcomes.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, conn.place(bid(1)))
+            nursery.start_soon(run, conn.cancel(MARKET, order_id))
+            nursery.start_soon(run, conn.modify(order_id, MARKET, quantity=D("0.001")))
+        assert len(outcomes) == 3
+        for outcome in outcomes:
+            assert isinstance(outcome, OrderNotApplied) and outcome.sent, outcome
+        assert engine_orders(sim) == {order_id: D("0.002")}
+        assert_no_duplicates(sim)
+        await wait_until(lambda: tracked(conn) == engine_orders(sim))
+
+
+async def test_an_overdue_reply_is_looked_up_and_the_late_reply_changes_nothing(
+    sim: Simulator,
+) -> None:
+    config = OutboxConfig(reply_timeout=0.2)
+    async with trading(sim, outbox=config) as conn, conn.events() as events:
+        sim.faults.delay_replies(0.6)
+        ack = await conn.place(bid(1))
+        assert ack.source in (AckSource.ORDER_CHANNEL, AckSource.REST)
+        assert ack.order_id in engine_orders(sim)
+        frames = conn.stats().frames_in
+        await wait_until(lambda: conn.stats().frames_in > frames)  # the late reply
+        sim.faults.delay_replies(0)
+        again = await conn.place(bid(2))
+        assert again.source is AckSource.REPLY
+        seen: list[ConnectionEvent] = []
+        while True:
+            try:
+                seen.append(events.receive_nowait())  # type: ignore[arg-type]
+            except trio.WouldBlock:
+                break
+        assert not [e for e in seen if e.kind == "unsolicited_reply"]
+        assert conn.outbox_stats().reconciled == 1
+
+
+async def test_an_overdue_reply_without_a_trace_is_unknown_then_orders_shows_the_truth(
+    sim: Simulator,
+) -> None:
+    config = OutboxConfig(reply_timeout=0.2)
+    async with trading(sim, outbox=config) as conn:
+        assert sim.faults.stall(1.0) == 1  # the command waits unprocessed, then goes through
+        with pytest.raises(OrderOutcomeUnknown, match="no trace"):
+            await conn.place(bid(1))
+        assert engine_orders(sim) == {}
+        await wait_until(lambda: len(engine_orders(sim)) == 1)
+        await wait_until(lambda: tracked(conn) == engine_orders(sim))
+
+
+async def test_unsent_requests_give_up_after_their_send_timeout(sim: Simulator) -> None:
+    async with trading(sim) as conn:
+        sim.faults.refuse_connections(1.0)
+        sim.faults.drop_all()
+        await conn.wait_state(ConnectionState.RECONNECTING)
+        start = trio.current_time()
+        with pytest.raises(OrderNotApplied) as info:
+            await conn.place(bid(1), send_timeout=0.2)
+        assert not info.value.sent
+        assert 0.2 <= trio.current_time() - start < 0.9
+        outcomes = await conn.place_many([bid(2), bid(3)], send_timeout=0.1)
+        assert all(isinstance(o, OrderNotApplied) and not o.sent for o in outcomes)
+        await conn.wait_state(ConnectionState.CONNECTED)
+        assert everything(sim) == []
+        assert conn.outbox_stats().queued == 0
+
+
+async def test_without_rest_only_the_order_channel_can_tell(sim: Simulator) -> None:
+    async with trading(sim, rest=False, heartbeat=QUICK_HEARTBEAT) as conn:
+        assert not conn.orders.synced
+        sim.faults.delay_replies(10)  # processed at once, answered much later
+        result: list[PlaceAck | FlexconnError] = []
+
+        async def place() -> None:
+            result.extend(await conn.place_many([bid(i) for i in range(3)]))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(place)
+            await wait_until(lambda: len(conn.orders) == 3)  # the notices are not delayed
+            sim.faults.drop_all()
+        assert [o.source for o in result if isinstance(o, PlaceAck)] == [
+            AckSource.ORDER_CHANNEL
+        ] * 3
+        sim.faults.delay_replies(0)
+        await wait_until(
+            lambda: conn.stats().reconnects == 1 and conn.state is ConnectionState.CONNECTED
+        )
+        assert sim.faults.stall() == 1
+        with pytest.raises(OrderOutcomeUnknown, match="no REST client"):
+            await conn.place(bid(9))
+        assert len(engine_orders(sim)) == 3
+
+
+async def test_closing_the_connection_settles_waiting_callers(sim: Simulator) -> None:
+    outcome: list[object] = []
+    async with trio.open_nursery() as outer, trading(sim) as conn:
+        sim.faults.refuse_connections(30)
+        sim.faults.drop_all()
+        await conn.wait_state(ConnectionState.RECONNECTING)
+
+        async def waiting() -> None:
+            try:
+                outcome.append(await conn.place(bid(1), send_timeout=60))
+            except FlexconnError as exc:
+                outcome.append(exc)
+
+        outer.start_soon(waiting)
+        await wait_until(lambda: conn.outbox_stats().queued == 1)
+    assert len(outcome) == 1
+    error = outcome[0]
+    assert isinstance(error, OrderNotApplied) and not error.sent
+    with pytest.raises(ConnectionClosed):
+        await conn.place(bid(2))
