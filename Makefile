@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest bench clean
+.PHONY: install test lint typecheck pytest docs demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check flexconn tests benchmarks
-	$(BIN)/ruff format --check flexconn tests benchmarks
+	$(BIN)/ruff check flexconn tests benchmarks examples
+	$(BIN)/ruff format --check flexconn tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -26,10 +26,19 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# The documentation site (into site/); --strict turns any warning, a broken reference above
+# all, into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# A scripted session against the embedded simulator, in a live terminal view.
+demo: $(STAMP)
+	$(BIN)/flexconn demo
+
+test: lint typecheck pytest docs
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis site
 
 # Benchmarks: every benchmarks/bench_*.py, then benchmarks/results/REPORT.md with plots.
 BENCH_STAMP := $(VENV)/.installed-bench

@@ -232,3 +232,24 @@ def test_an_unreachable_server_is_a_one_line_error() -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"flexconn stream: error: cannot connect to {url}")
+
+
+def test_every_option_the_cli_page_names_exists() -> None:
+    """docs/cli.md names options per command; each must be one that command accepts."""
+    import argparse
+
+    from flexconn.cli import build_parser
+
+    parser = build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {name: sub.format_help() for name, sub in subparsers.choices.items()}
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    sections = re.split(r"^## ", page, flags=re.M)
+    checked = 0
+    for section in sections:
+        heading = section.splitlines()[0]
+        commands = re.findall(r"`(?:flexconn )?(\w+)`", heading) or list(helps)
+        for option in set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", section)):
+            assert any(option in helps[c] for c in commands), (heading, option)
+            checked += 1
+    assert checked > 30

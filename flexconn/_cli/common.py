@@ -326,9 +326,6 @@ def configure_logging(args: argparse.Namespace) -> None:
     default = levels.index(getattr(args, "log_level", logging.WARNING))
     index = min(len(levels) - 1, max(0, default + args.verbose - args.quiet))
     logging.basicConfig(level=levels[index], format=_LOG_FORMAT, stream=sys.stderr, force=True)
-    if index < levels.index(logging.DEBUG):
-        # The REST server's per-request access log is noise below debug level.
-        logging.getLogger("flexconn.sim.rest.hypercorn.access").setLevel(logging.WARNING)
 
 
 def run(args: argparse.Namespace) -> int:

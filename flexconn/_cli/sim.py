@@ -117,8 +117,12 @@ def register(subparsers: Subparsers) -> None:
     )
     market.add_argument("--seed", type=int, default=0, help="seeds the order flow (default: 0)")
 
-    limits = parser.add_argument_group("rate limits (the exchange's documented ones by default)")
-    limits.add_argument("--no-rate-limits", action="store_true", help="switch every limit off")
+    limits = parser.add_argument_group(
+        "WebSocket rate limits (the exchange's documented ones by default)"
+    )
+    limits.add_argument(
+        "--no-rate-limits", action="store_true", help="switch every WebSocket limit off"
+    )
     limits.add_argument(
         "--no-message-limit", action="store_true", help="no per-socket message limit"
     )
