@@ -372,10 +372,10 @@ class _Script:
         orders += [
             LimitOrder(self.code, Side.SELL, self.quantity, ask + step * (3 + i)) for i in range(5)
         ]
-        commands = self.state.tap.order_commands
+        commands = self.state.commands_sent()
         outcomes = await _timed(self.state, "place", self.conn.place_many(orders))
         self.state.note(
-            f"place_many: {len(orders)} orders in {self.state.tap.order_commands - commands} "
+            f"place_many: {len(orders)} orders in {self.state.commands_sent() - commands} "
             f"command(s); {_tally(outcomes)}"
         )
 
@@ -448,11 +448,11 @@ class _Script:
         async def send() -> None:
             outcomes.extend(await _timed(state, "place", conn.place_many(in_flight)))
 
-        sent = state.tap.orders_sent
+        sent = state.orders_sent()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(send)
             with trio.move_on_after(1):
-                while state.tap.orders_sent < sent + len(in_flight):
+                while state.orders_sent() < sent + len(in_flight):
                     await trio.lowlevel.checkpoint()
             self.sim.faults.drop_all()
         with trio.fail_after(15):
@@ -491,14 +491,14 @@ class _Script:
             bid, ask, step = await self.touch()
             targets = [(i, bid - step * 3) for i in self.ours(Side.BUY)[-1:]]
             targets += [(i, ask + step * 3) for i in self.ours(Side.SELL)[-1:]]
-            commands = state.tap.order_commands
+            commands = state.commands_sent()
             async with trio.open_nursery() as nursery:
                 for order_id, price in targets:
                     nursery.start_soon(self._modify, order_id, price)
             rounds += 1
             state.note(
                 f"requote {rounds}: {len(targets)} concurrent modify calls left in "
-                f"{state.tap.order_commands - commands} command(s)"
+                f"{state.commands_sent() - commands} command(s)"
             )
             await trio.sleep(max(0.3, state.duration / 15))
 
@@ -510,14 +510,14 @@ class _Script:
         ids = self.ours()
         if not ids:
             return
-        commands = self.state.tap.order_commands
+        commands = self.state.commands_sent()
         outcomes = await _timed(
             self.state,
             "cancel",
             self.conn.cancel_many(CancelOrder(self.code, order_id) for order_id in ids),
         )
         self.state.note(
-            f"cancel_many: {len(ids)} orders in {self.state.tap.order_commands - commands} "
+            f"cancel_many: {len(ids)} orders in {self.state.commands_sent() - commands} "
             f"command(s); {_tally(outcomes)}"
         )
 

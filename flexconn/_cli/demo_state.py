@@ -3,11 +3,13 @@
 :class:`DemoState` collects everything the demo shows: the live book, the latest trades, the
 account's fills, a log of notable events, and the outbox figures. Those come from two places:
 
-* the public API: each order call is timed and its outcomes counted (:class:`Scoreboard`);
+* the public API: each order call is timed and its outcomes counted (:class:`Scoreboard`), and
+  ``conn.outbox_stats()`` gives the outbox's own counters (commands and orders sent, requests
+  queued, in flight and reconciled);
 * the wire: :class:`WireTap` wraps the connection's transport factory (a public parameter of
   :func:`~flexconn.open_connection`) and reads every command the connection writes, which is how
-  the demo can say how many commands the outbox sent, how many orders each carried, and that a
-  reconnect resubscribed every channel in one command.
+  the demo can show the commands by kind, the largest batch, and that a reconnect resubscribed
+  every channel in one command.
 """
 
 from __future__ import annotations
@@ -78,14 +80,6 @@ class WireTap:
             self.orders_per_command.append(len(batch) if isinstance(batch, list) else 1)
         elif op == "subscribe":
             self._on_subscribe(list(command.get("args", [])), self.sessions)
-
-    @property
-    def order_commands(self) -> int:
-        return sum(self.commands.values())
-
-    @property
-    def orders_sent(self) -> int:
-        return sum(self.orders_per_command)
 
 
 class _Tapped:
@@ -174,6 +168,14 @@ class DemoState:
     def elapsed(self) -> float:
         return trio.current_time() - self.started
 
+    def commands_sent(self) -> int:
+        """Order commands the outbox has written (its own statistics)."""
+        return self.conn.outbox_stats().commands_sent if self.conn is not None else 0
+
+    def orders_sent(self) -> int:
+        """Orders those commands carried."""
+        return self.conn.outbox_stats().orders_sent if self.conn is not None else 0
+
     def note(self, text: str) -> None:
         """Log a notable event (and print it at once in plain mode)."""
         line = f"[+{self.elapsed():5.2f}s] {text}"
@@ -222,7 +224,7 @@ class DemoState:
         orders = len(conn.orders) if conn is not None else 0
         return (
             f"status: {state}; {self.market} {touch}; {orders} open orders; "
-            f"{self.fill_count} fills; {self.tap.order_commands} order commands sent"
+            f"{self.fill_count} fills; {self.commands_sent()} order commands sent"
         )
 
     def render(self, width: int = 150, height: int = 45) -> RenderableType:
@@ -272,24 +274,36 @@ class DemoState:
             )
         side.split_column(
             Layout(view.orders_panel(self.our_orders(), show_market=False), name="orders"),
-            Layout(self._outbox_panel(), name="outbox", size=8),
+            Layout(self._outbox_panel(), name="outbox", size=9),
             Layout(self._connection_panel(), name="connection", size=7),
         )
         return layout
 
     def _outbox_panel(self) -> RenderableType:
         tap, score = self.tap, self.score
+        if self.conn is None:
+            return view.kv_panel("outbox", [("commands sent", "0")], style="cyan")
+        stats = self.conn.outbox_stats()
         per = tap.orders_per_command
-        batches = f"{sum(per) / len(per):.1f} avg, {max(per)} max" if per else "-"
+        batches = (
+            f"{stats.orders_sent / stats.commands_sent:.1f} avg, {max(per)} max"
+            if stats.commands_sent and per
+            else "-"
+        )
         rejected = ", ".join(f"{n} {name}" for name, n in score.rejected.items()) or "0"
         return view.kv_panel(
             "outbox",
             [
-                ("commands sent", f"{tap.order_commands} ({_counts(tap.commands)})"),
+                ("commands sent", f"{stats.commands_sent} ({_counts(tap.commands)})"),
                 ("orders per command", batches),
+                ("queued / in flight", f"{stats.queued} / {stats.in_flight}"),
                 ("acks", f"{sum(score.acked.values())} ({_counts(score.acked)})"),
                 ("rejections", rejected),
-                ("not applied / unknown", f"{score.not_applied} / {score.unknown}"),
+                (
+                    "reconciled",
+                    f"{stats.reconciled} (not applied {score.not_applied}, "
+                    f"unknown {score.unknown}, 20007 {stats.rate_limited})",
+                ),
                 ("latency", score.latency_text()),
             ],
             style="cyan",
@@ -314,10 +328,10 @@ class DemoState:
 
     def summary(self) -> list[str]:
         """The closing lines."""
-        tap, score = self.tap, self.score
+        score = self.score
         conn = self.conn
         reconnects = conn.stats().reconnects if conn is not None else 0
-        per = tap.orders_per_command
+        commands, orders = self.commands_sent(), self.orders_sent()
         lines = [
             f"demo summary after {self.elapsed():.1f} s on {self.market}:",
             f"  orders: {_counts(score.requested) or 'none'} requested; "
@@ -325,8 +339,8 @@ class DemoState:
             + (f" ({_counts(score.rejected)})" if score.rejected else "")
             + f", not applied {score.not_applied}, unknown {score.unknown}"
             + f"; fills {self.fill_count}",
-            f"  outbox: {tap.order_commands} order commands carried {tap.orders_sent} orders"
-            + (f" ({sum(per) / len(per):.1f} per command)" if per else "")
+            f"  outbox: {commands} order commands carried {orders} orders"
+            + (f" ({orders / commands:.1f} per command)" if commands else "")
             + f"; latency of {len(score.latencies)} calls {score.latency_text()}",
             f"  connection: {reconnects} reconnect(s); resubscribed "
             + (", ".join(self.resubscribed) or "nothing")
