@@ -194,7 +194,7 @@ class Channels:
             payload = msg.futures_depth_message(state.market, ts, body)
         else:
             state.seq += 1
-            payload = msg.depth_message(state.market, state.seq, ts, body)
+            payload = msg.depth_message(state.market, state.seq, ts, body, table=state.kind)
         frame = state.frame = Frame(payload, conflate_key=state.key)
         state.sent_at = trio.current_time()
         return frame

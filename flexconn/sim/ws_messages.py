@@ -346,11 +346,18 @@ def depth_body(bids: Levels, asks: Levels, *, strings: bool = False) -> DepthBod
     )
 
 
-def depth_message(market_code: str, seq_num: int, ts: int, body: DepthBody) -> bytes:
-    """A later-era depth message (table ``depth``): numbers as JSON numbers, with checksum."""
+def depth_message(
+    market_code: str, seq_num: int, ts: int, body: DepthBody, *, table: str = "depth"
+) -> bytes:
+    """A later-era depth message: numbers as JSON numbers, with checksum.
+
+    ``table`` is the subscribed channel's name (``depth``, ``depthL5``, ``depthL10`` or
+    ``depthL25``): the document's field table lists ``depth`` for its ``depth`` example, and
+    naming the variant lets a client subscribed to two variants of one market tell them apart.
+    """
     # Market codes are plain ASCII identifiers, so no JSON escaping is needed.
     return (
-        f'{{"table":"depth","data":[{{"instrumentId":"{market_code}","seqNum":{seq_num},'
+        f'{{"table":"{table}","data":[{{"instrumentId":"{market_code}","seqNum":{seq_num},'
         f'"timestamp":"{ts}","checksum":{body.checksum},"asks":[{body.asks}],'
         f'"bids":[{body.bids}]}}]}}'
     ).encode()

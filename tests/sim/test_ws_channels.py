@@ -170,7 +170,7 @@ async def test_depth_levels_shape_and_checksum(
 ) -> None:
     build_book(sim, 30)
     await trader.subscribe(f"{kind}:{MARKET}")
-    raw = await raw_table(trader, "depth")
+    raw = await raw_table(trader, kind)
     message = json.loads(raw)
     assert list(message) == ["table", "data"] and len(message["data"]) == 1
     entry = message["data"][0]
@@ -195,7 +195,7 @@ async def test_full_depth_carries_the_whole_book(sim: Simulator, trader: Client)
 
 async def test_empty_book_snapshot_has_checksum_zero(client: Client) -> None:
     await client.subscribe("depthL5:ETH-USD")
-    entry = (await client.table("depth"))["data"][0]
+    entry = (await client.table("depthL5"))["data"][0]
     assert entry["asks"] == [] and entry["bids"] == [] and entry["checksum"] == 0
 
 
@@ -217,12 +217,12 @@ async def test_depth_updates_within_50ms_with_increasing_seq_and_valid_checksums
     trader: Client, autojump_clock: trio.testing.MockClock
 ) -> None:
     await trader.subscribe(f"depthL10:{MARKET}")
-    first = json.loads(await raw_table(trader, "depth"))["data"][0]
+    first = json.loads(await raw_table(trader, "depthL10"))["data"][0]
     seqs = [first["seqNum"]]
     for i in range(5):
         placed_at = trio.current_time()
         await place(trader, "BUY", 40_000 + i)
-        raw = await raw_table(trader, "depth")
+        raw = await raw_table(trader, "depthL10")
         assert trio.current_time() - placed_at <= 0.05 + 1e-9
         entry = json.loads(raw)["data"][0]
         assert entry["bids"][0][0] == 40_000 + i
@@ -236,9 +236,9 @@ async def test_unchanged_depth_is_resent_every_heartbeat(
     client: Client, autojump_clock: trio.testing.MockClock
 ) -> None:
     await client.subscribe(f"depthL5:{MARKET}")
-    first = (await client.table("depth"))["data"][0]
+    first = (await client.table("depthL5"))["data"][0]
     start = trio.current_time()
-    again = (await client.table("depth"))["data"][0]
+    again = (await client.table("depthL5"))["data"][0]
     assert trio.current_time() - start == pytest.approx(1.0, abs=0.051)
     assert again["seqNum"] == first["seqNum"] + 1
     assert again["asks"] == first["asks"]
@@ -248,12 +248,12 @@ async def test_two_subscribers_see_the_same_sequence(sim: Simulator, trader: Cli
     async with connect(sim) as other:
         await trader.subscribe(f"depthL5:{MARKET}")
         await other.subscribe(f"depthL5:{MARKET}")
-        mine = (await trader.table("depth"))["data"][0]
-        theirs = (await other.table("depth"))["data"][0]
+        mine = (await trader.table("depthL5"))["data"][0]
+        theirs = (await other.table("depthL5"))["data"][0]
         assert mine == theirs
         await place(trader, "SELL", 55_000)
-        mine = (await trader.table("depth"))["data"][0]
-        theirs = (await other.table("depth"))["data"][0]
+        mine = (await trader.table("depthL5"))["data"][0]
+        theirs = (await other.table("depthL5"))["data"][0]
         assert mine == theirs
 
 

@@ -222,7 +222,7 @@ async def test_pushed_data_keeps_a_connection_alive(
     await client.subscribe("depthL5:BTC-USD")
     start = trio.current_time()
     while trio.current_time() - start < 180.0:
-        await client.table("depth")
+        await client.table("depthL5")
     await client.send("ping")
     assert await client.recv_text() == "pong"
 

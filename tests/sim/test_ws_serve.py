@@ -144,7 +144,7 @@ async def test_participants_keep_the_public_feeds_moving(
         assert sim.participants is not None
         async with connect(sim) as client:
             await client.subscribe("depthL5:BTC-USD-SWAP-LIN")
-            first = (await client.table("depth"))["data"][0]
+            first = (await client.table("depthL5"))["data"][0]
             assert len(first["bids"]) == 5 and len(first["asks"]) == 5
             await trio.sleep(1.0)
             await client.subscribe("trade:BTC-USD-SWAP-LIN", tag=2)
@@ -157,5 +157,5 @@ async def test_firehose_mode_publishes_depth_on_every_change() -> None:
     firehose = serve(participants_rate=math.inf, rest_port=None, cadences=cadences)
     async with firehose as sim, connect(sim) as client:
         await client.subscribe("depthL25:BTC-USD-SWAP-LIN")
-        seqs = [(await client.table("depth"))["data"][0]["seqNum"] for _ in range(10)]
+        seqs = [(await client.table("depthL25"))["data"][0]["seqNum"] for _ in range(10)]
         assert seqs == sorted(set(seqs))
