@@ -40,6 +40,9 @@ class Terminal:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def press(self, key: str) -> None:
+        self._tmux("send-keys", "-t", "t", key)
+
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", "t")
 
@@ -99,6 +102,19 @@ def test_demo_draws_book_trades_orders_outbox_and_connection_panels(
     assert "EXIT-STATUS=0" in final
     assert "demo summary after" in final
     assert "connection: 1 reconnect(s)" in final
+
+
+def test_ctrl_c_ends_the_demo_cleanly_with_its_summary(
+    terminal: Callable[[list[str]], Terminal],
+) -> None:
+    term = terminal([str(SCRIPT), "demo", "--duration", "60"])
+    term.wait_for(lambda s: "open orders (10)" in s)
+    term.press("C-c")
+    final = term.wait_for(lambda s: "EXIT-STATUS=" in s)
+    assert "EXIT-STATUS=0" in final
+    assert "demo stopped by Ctrl-C after" in final
+    assert "demo summary after" in final
+    assert "Traceback" not in final
 
 
 def test_book_draws_a_live_two_sided_book(terminal: Callable[[list[str]], Terminal]) -> None:

@@ -120,7 +120,7 @@ async def handle(args: argparse.Namespace, stop: trio.CancelScope) -> int:
     with stop:
         await _run(args, state, live_view)
     if stop.cancelled_caught:
-        state.note("stopped by Ctrl-C")
+        emit(f"demo stopped by Ctrl-C after {state.elapsed():.1f} s")
     for line in state.summary():
         emit(line)
     return 0

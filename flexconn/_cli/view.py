@@ -80,7 +80,7 @@ def number(value: Decimal | None) -> str:
     text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text
+    return "0" if text == "-0" else text
 
 
 def clock(timestamp_ms: int) -> str:
