@@ -164,6 +164,26 @@ def _unwrapped() -> Iterator[None]:
         raise
 
 
+@contextmanager
+def _one_session_failure() -> Iterator[None]:
+    """Collapse the failures of one socket's tasks into the one error that ends the session.
+
+    When a socket dies, its reader and its heartbeat may both fail at once; either error tells
+    the supervisor the same thing. A fatal error wins; otherwise the first flexconn error stands
+    for the group. Anything that is not a flexconn error keeps the group intact.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        fatal = [leaf for leaf in leaves if isinstance(leaf, _Fatal)]
+        if fatal:
+            raise fatal[0] from None
+        if all(isinstance(leaf, FlexconnError) for leaf in leaves):
+            raise leaves[0] from None
+        raise
+
+
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
@@ -615,6 +635,11 @@ class Connection:
         self._set_state(ConnectionState.CONNECTING)
         self._connect_stamps.append(trio.current_time())
         self._bucket = self._new_bucket(authenticated=False)
+        with _one_session_failure():
+            await self._run_socket(task_status, reason)
+        return self._session_connected
+
+    async def _run_socket(self, task_status: trio.TaskStatus[None] | None, reason: str) -> None:
         async with self._transport_factory(
             self.url,
             ssl_context=self._ssl_context,
@@ -623,7 +648,7 @@ class Connection:
             self._ws = ws
             self._last_inbound = trio.current_time()
             try:
-                with _unwrapped():
+                with _one_session_failure():
                     async with trio.open_nursery() as nursery:
                         self._session_nursery = nursery
                         nursery.start_soon(self._reader, ws)
@@ -639,7 +664,6 @@ class Connection:
                 for waiter in self._waiters.values():
                     waiter.fail(ConnectionClosed("connection lost"))
                 self._waiters.clear()
-        return self._session_connected
 
     async def _handshake(self, reason: str) -> None:
         if self._credentials is not None:

@@ -1,7 +1,7 @@
 """Defects the chaos runs found, each pinned by a deterministic test.
 
-Each is marked ``xfail(strict=True)`` where they are known to fail today, so the suite stays
-green while they are open and turns red (XPASS) the day a fix lands, to remove the mark.
+A case still open is marked ``xfail(strict=True)``, so the suite stays green while it is open
+and turns red (XPASS) the day a fix lands, to remove the mark.
 """
 
 from __future__ import annotations
@@ -69,12 +69,6 @@ class DoomedTransport:
             scope.cancel()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason="connection defect: Connection._session unwraps only single-exception groups, so two "
-    "session tasks failing at once end the connection with an ExceptionGroup",
-)
 async def test_reader_and_heartbeat_failing_together_cause_one_reconnect(
     quiet_sim: Simulator,
 ) -> None:
@@ -106,6 +100,7 @@ async def test_reader_and_heartbeat_failing_together_cause_one_reconnect(
             while not isinstance(item, StreamRestarted):
                 item = await tickers.receive()
             assert conn.stats().reconnects == 1
+            assert not isinstance(await tickers.receive(), StreamRestarted)
             assert conn.state is ConnectionState.CONNECTED
 
 
@@ -133,12 +128,6 @@ async def test_a_handshake_reset_by_the_peer_fails_fast(
         assert not waited.cancelled_caught, "the attempt outlived the reset by seconds"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection defect: the simulator names every depth table `depth` (as the documents "
-    "do) and Connection._dispatch routes it to `depth:<market>` whenever that subscription "
-    "exists, so a `depthL25:<market>` feed of the same market never gets data",
-)
 async def test_two_depth_variants_of_one_market_both_get_data() -> None:
     async with (
         serve(participants_rate=50) as sim,
