@@ -37,7 +37,6 @@ from flexconn._cli.common import (
     Subparsers,
     add_logging_options,
     emit,
-    nonnegative_float,
     positive_float,
 )
 from flexconn._cli.demo_state import DemoState
@@ -64,6 +63,8 @@ T = TypeVar("T")
 _PLACE, _MODIFY, _REJECT, _FILL, _DROP = 0.08, 0.16, 0.24, 0.32, 0.40
 _REQUOTE_FROM, _REQUOTE_UNTIL, _CANCEL = 0.55, 0.85, 0.90
 _MIN_DURATION = 3.0
+#: How long past ``--duration`` the script may run before it is cut short.
+_GRACE = 5.0
 
 
 def register(subparsers: Subparsers) -> None:
@@ -92,7 +93,7 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--sim-rate",
-        type=nonnegative_float,
+        type=positive_float,
         default=60.0,
         metavar="PER_SECOND",
         help="synthetic participant actions per second (default: 60)",
@@ -186,7 +187,11 @@ async def _run(args: argparse.Namespace, state: DemoState, live_view: bool) -> N
                     nursery.start_soon(_redraw, screen, state)
                 else:
                     nursery.start_soon(_print_status, state)
-                await _script(conn, sim, market, state)
+                # The script waits on the market now and then; the demo ends on time regardless.
+                with trio.move_on_at(state.started + state.duration + _GRACE) as late:
+                    await _script(conn, sim, market, state)
+                if late.cancelled_caught:
+                    state.note(f"the script did not finish within {_GRACE:g} s of its end")
                 nursery.cancel_scope.cancel()
 
 
@@ -455,8 +460,11 @@ class _Script:
                 while state.orders_sent() < sent + len(in_flight):
                     await trio.lowlevel.checkpoint()
             self.sim.faults.drop_all()
-        with trio.fail_after(15):
+        with trio.move_on_after(15) as waiting:
             await conn.wait_state(ConnectionState.CONNECTED)
+        if waiting.cancelled_caught:
+            state.note("no reconnection within 15 s")
+            return
         after = frozenset(self.ours())
         state.orders_after_drop = after - {
             o.order_id for o in outcomes if isinstance(o, PlaceAck) and o.order_id is not None
