@@ -135,8 +135,8 @@ def test_stream_prints_one_json_message_per_line_of_the_asked_channels() -> None
         tables.add(message["table"])
         for item in message["data"]:
             assert item.get("instrumentId", item.get("marketCode")) == MARKET
-    assert tables <= {"depth", "trade"}
-    assert "depth" in tables
+    assert tables <= {"depthL5", "trade"}
+    assert "depthL5" in tables
 
 
 def test_stream_stops_after_its_duration() -> None:
