@@ -59,23 +59,3 @@ def channel_ids() -> set[int]:
     """Ids of the feeds and memory channels alive now (the baseline for :func:`open_channels`)."""
     gc.collect()
     return {id(obj) for obj in _channels_and_feeds()}
-
-
-def is_session_group_bug(exc: BaseException) -> bool:
-    """Whether ``exc`` is the known defect: two session tasks failing at once (say the reader
-    and the heartbeat's ping, both seeing the reset) escape ``open_connection`` as an
-    ExceptionGroup of connection errors instead of causing a reconnect.
-    See ``test_chaos_regressions.py``."""
-    from flexconn.errors import TransportError
-
-    if not isinstance(exc, BaseExceptionGroup):
-        return False
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [exc]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, BaseExceptionGroup):
-            stack.extend(item.exceptions)
-        else:
-            leaves.append(item)
-    return len(leaves) > 1 and all(isinstance(leaf, TransportError) for leaf in leaves)

@@ -28,10 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
-import pytest
 import trio
 
-from chaos.helpers import all_tasks, channel_ids, is_session_group_bug, open_channels
+from chaos.helpers import all_tasks, channel_ids, open_channels
 from flexconn import channels
 from flexconn.auth import Credentials
 from flexconn.config import Heartbeat, ReconnectPolicy
@@ -207,12 +206,7 @@ async def test_trading_and_feeds_survive_a_seeded_fault_schedule(
     channels_before = channel_ids()
     schedule = schedule_for(chaos_seed)
     assert all(schedule.counts()[kind] for kind in FaultKind)
-    try:
-        run = await run_scenario(transport, chaos_seed, schedule)
-    except BaseExceptionGroup as group:
-        if is_session_group_bug(group):
-            pytest.xfail(f"known connection defect (see test_chaos_regressions): {group!r}")
-        raise
+    run = await run_scenario(transport, chaos_seed, schedule)
     check_markers(run.records, run.history, run.reconnects)
     check_trades(run.records["trade"], run.public_trades)
     assert run.book_failures == 0, "fragmented or delayed frames corrupted a depth snapshot"
