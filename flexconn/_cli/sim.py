@@ -333,15 +333,21 @@ async def _every(seconds: float, action: Callable[[], str]) -> None:
 
 
 async def _log_stats(sim: Simulator, every: float) -> None:
-    sent = 0
+    """Log the server's counters every ``every`` seconds, staying quiet while nothing happens."""
+    sent = accepted = 0
     while True:
         await trio.sleep(every)
         stats = sim.ws_server.statistics()
-        log.info(
-            "%d connection(s) open, %d accepted so far, %d frames sent in the last %gs",
-            stats.connections_open,
-            stats.connections_accepted,
-            stats.frames_sent - sent,
-            every,
-        )
-        sent = stats.frames_sent
+        if (
+            stats.connections_open
+            or stats.frames_sent != sent
+            or stats.connections_accepted != accepted
+        ):
+            log.info(
+                "%d connection(s) open, %d accepted so far, %d frames sent in the last %gs",
+                stats.connections_open,
+                stats.connections_accepted,
+                stats.frames_sent - sent,
+                every,
+            )
+        sent, accepted = stats.frames_sent, stats.connections_accepted
