@@ -253,6 +253,8 @@ async def _watch_orders(feed: Feed[Any], state: DemoState) -> None:
         for event in item.data:
             if isinstance(event, OrderMatched):
                 state.fill_count += 1
+                if event.remain_quantity <= 0:
+                    state.filled.add(event.order_id)
                 state.fills.append(
                     FillRow(
                         timestamp=event.timestamp,
@@ -469,10 +471,12 @@ class _Script:
         state.orders_after_drop = after - {
             o.order_id for o in outcomes if isinstance(o, PlaceAck) and o.order_id is not None
         }
-        kept = state.orders_before_drop <= after
+        filled = state.orders_before_drop & state.filled
+        kept = state.orders_before_drop - filled <= after
         state.note(
             f"after the reconnect: {len(after)} orders open (re-seeded over REST); "
             + ("every order open before the drop survived it" if kept else "some orders changed")
+            + (f" ({len(filled)} filled meanwhile)" if filled else "")
         )
         for order, outcome in zip(in_flight, outcomes, strict=True):
             if isinstance(outcome, PlaceAck):

@@ -155,6 +155,8 @@ class DemoState:
         self.trades: deque[Trade] = deque(maxlen=12)
         self.fills: deque[view.FillRow] = deque(maxlen=8)
         self.fill_count = 0
+        #: Orders of ours that filled completely.
+        self.filled: set[int] = set()
         self.score = Scoreboard()
         self.tap = WireTap(self._subscribed)
         self.conn: Connection | None = None
@@ -347,7 +349,7 @@ class DemoState:
             + f"; {self.markers} continuity marker(s) seen",
         ]
         if self.orders_before_drop is not None and self.orders_after_drop is not None:
-            same = self.orders_before_drop == self.orders_after_drop
+            same = self.orders_before_drop - self.filled == self.orders_after_drop - self.filled
             lines.append(
                 f"  open orders across the drop: {len(self.orders_before_drop)} before, "
                 f"{len(self.orders_after_drop)} after ({'the same ids' if same else 'changed'})"
