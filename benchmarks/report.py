@@ -272,14 +272,17 @@ def soak_section(folder: Path, out: Path) -> list[str]:
         " third is warm-up); a metric fails if it grew by more than its tolerance, or ever passed"
         " its hard cap.",
         "",
-        "| metric | first third | middle third | last third | growth | allowed | cap | max | ok |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| metric | first third | middle third | last third | growth | allowed | cap | max "
+        "| slope per min (last two thirds) | ok |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, check in soak["checks"].items():
+        slope = check.get("slope_per_min")
         lines.append(
             f"| {name} | {fmt(check['first'])} | {fmt(check['middle'])} | {fmt(check['last'])} "
             f"| {fmt(check['growth'])} | {fmt(check['allowed'])} | {fmt(check['cap'])} "
-            f"| {fmt(check['max'])} | {'yes' if check['ok'] else '**NO**'} |"
+            f"| {fmt(check['max'])} | {'-' if slope is None else f'{slope:+.3f}'} "
+            f"| {'yes' if check['ok'] else '**NO**'} |"
         )
     lines += ["", "| figure | value |", "| --- | ---: |"]
     for key, value in soak.get("figures", {}).items():
