@@ -83,7 +83,7 @@ from flexconn.protocol import routing
 from flexconn.protocol.decode import decode
 from flexconn.protocol.encode import encode
 from flexconn.ratelimit import TokenBucket
-from flexconn.transport import Transport, TransportFactory, check_url, open_trio_websocket
+from flexconn.transport import DEFAULT_TRANSPORT, Transport, TransportFactory, check_url
 
 __all__ = [
     "Connection",
@@ -1030,7 +1030,7 @@ async def open_connection(
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ssl_context: ssl.SSLContext | None = None,
     allow_insecure: bool = False,
-    transport: TransportFactory = open_trio_websocket,
+    transport: TransportFactory = DEFAULT_TRANSPORT,
     seed: int | None = None,
     rest: OrderLookup | None = None,
     outbox: OutboxConfig = DEFAULT_OUTBOX,
@@ -1053,6 +1053,8 @@ async def open_connection(
             proved their outcome, and ``orders`` only knows orders seen while connected. The
             caller owns the client (it is not closed here).
         outbox: batching, pacing (commands and orders per second) and timeout settings.
+        transport: the WebSocket implementation (:mod:`flexconn.transport`); the default is
+            the sans-IO one, ``open_trio_websocket`` the trio-websocket one.
 
     Raises:
         AuthenticationError: the exchange refused the API key or signature.
@@ -1092,7 +1094,7 @@ async def connect(
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     ssl_context: ssl.SSLContext | None = None,
     allow_insecure: bool = False,
-    transport: TransportFactory = open_trio_websocket,
+    transport: TransportFactory = DEFAULT_TRANSPORT,
     seed: int | None = None,
     rest: OrderLookup | None = None,
     outbox: OutboxConfig = DEFAULT_OUTBOX,

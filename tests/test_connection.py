@@ -1,7 +1,8 @@
 """The connection manager against the real simulator over loopback sockets.
 
 Each test asserts what a consumer observes: typed messages, continuity markers after faults,
-resubscribed feeds, the right exception, and no task left behind.
+resubscribed feeds, the right exception, and no task left behind. Every test runs once per
+WebSocket transport (the ``transport`` fixture of ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from flexconn.models.market import DepthUpdate, TradeUpdate
 from flexconn.models.replies import UnknownMessage
 from flexconn.rest import RestClient
 from flexconn.sim import Simulator, serve
+from flexconn.transport import TransportFactory
 
 MARKET = "BTC-USD-SWAP-LIN"
 FAST_RETRY = ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
@@ -77,9 +79,11 @@ async def next_data(feed: Feed[DepthUpdate]) -> DepthUpdate:
             return item
 
 
-async def test_depth_feed_yields_typed_snapshots_with_valid_checksums(sim: Simulator) -> None:
+async def test_depth_feed_yields_typed_snapshots_with_valid_checksums(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     async with (
-        open_connection(sim.ws_url) as conn,
+        open_connection(sim.ws_url, transport=transport) as conn,
         conn.subscribe(channels.depth(MARKET, level=DepthLevel.L25)) as books,
     ):
         first = await next_data(books)
@@ -99,9 +103,13 @@ async def test_depth_feed_yields_typed_snapshots_with_valid_checksums(sim: Simul
             assert live.book.spread is not None and live.book.spread > 0
 
 
-async def test_drop_delivers_marker_then_resubscribed_data_on_every_feed(sim: Simulator) -> None:
+async def test_drop_delivers_marker_then_resubscribed_data_on_every_feed(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     async with (
-        open_connection(sim.ws_url, credentials=creds(sim), reconnect=FAST_RETRY) as conn,
+        open_connection(
+            sim.ws_url, credentials=creds(sim), reconnect=FAST_RETRY, transport=transport
+        ) as conn,
         conn.subscribe(channels.depth(MARKET)) as books,
         conn.subscribe(channels.ticker(MARKET)) as tickers,
         conn.subscribe(channels.balance()) as balances,
@@ -122,11 +130,13 @@ async def test_drop_delivers_marker_then_resubscribed_data_on_every_feed(sim: Si
 
 
 async def test_half_open_socket_is_detected_by_heartbeat_and_replaced(
-    quiet_sim: Simulator, autojump_clock: trio.testing.MockClock
+    quiet_sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     heartbeat = Heartbeat(interval=5, timeout=3)
     async with (
-        open_connection(quiet_sim.ws_url, heartbeat=heartbeat, reconnect=FAST_RETRY) as conn,
+        open_connection(
+            quiet_sim.ws_url, heartbeat=heartbeat, reconnect=FAST_RETRY, transport=transport
+        ) as conn,
         conn.subscribe(channels.ticker(MARKET)) as tickers,
     ):
         assert not isinstance(await tickers.receive(), StreamRestarted)
@@ -145,10 +155,10 @@ async def test_half_open_socket_is_detected_by_heartbeat_and_replaced(
 
 
 async def test_refused_connections_are_retried_until_the_server_accepts(
-    quiet_sim: Simulator, autojump_clock: trio.testing.MockClock
+    quiet_sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
-        open_connection(quiet_sim.ws_url, reconnect=FAST_RETRY) as conn,
+        open_connection(quiet_sim.ws_url, reconnect=FAST_RETRY, transport=transport) as conn,
         conn.subscribe(channels.ticker(MARKET)) as tickers,
         conn.events() as events,
     ):
@@ -173,17 +183,23 @@ async def test_refused_connections_are_retried_until_the_server_accepts(
         assert conn.state is ConnectionState.CONNECTED
 
 
-async def test_bad_signature_raises_authentication_error_not_a_group(quiet_sim: Simulator) -> None:
+async def test_bad_signature_raises_authentication_error_not_a_group(
+    quiet_sim: Simulator, transport: TransportFactory
+) -> None:
     with pytest.raises(AuthenticationError) as info:
-        async with open_connection(quiet_sim.ws_url, credentials=creds(quiet_sim, secret="nope")):
+        async with open_connection(
+            quiet_sim.ws_url, credentials=creds(quiet_sim, secret="nope"), transport=transport
+        ):
             pytest.fail("must not connect")
     assert info.value.code == "20000"
     assert "nope" not in str(info.value)
 
 
-async def test_garbage_and_unknown_frames_are_reported_and_nothing_breaks(sim: Simulator) -> None:
+async def test_garbage_and_unknown_frames_are_reported_and_nothing_breaks(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     async with (
-        open_connection(sim.ws_url) as conn,
+        open_connection(sim.ws_url, transport=transport) as conn,
         conn.events() as events,
         conn.subscribe(channels.depth(MARKET)) as books,
     ):
@@ -205,9 +221,11 @@ async def test_garbage_and_unknown_frames_are_reported_and_nothing_breaks(sim: S
         assert (stats.malformed_frames, stats.unknown_messages, stats.reconnects) == (1, 1, 0)
 
 
-async def test_latest_policy_gives_a_slow_consumer_the_newest_book(sim: Simulator) -> None:
+async def test_latest_policy_gives_a_slow_consumer_the_newest_book(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     async with (
-        open_connection(sim.ws_url) as conn,
+        open_connection(sim.ws_url, transport=transport) as conn,
         conn.subscribe(channels.depth(MARKET)) as books,
     ):
         first = await next_data(books)
@@ -218,9 +236,11 @@ async def test_latest_policy_gives_a_slow_consumer_the_newest_book(sim: Simulato
         assert books.statistics().conflated >= 2
 
 
-async def test_error_policy_fails_the_feed_with_feed_overflow(sim: Simulator) -> None:
+async def test_error_policy_fails_the_feed_with_feed_overflow(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     async with (
-        open_connection(sim.ws_url) as conn,
+        open_connection(sim.ws_url, transport=transport) as conn,
         conn.subscribe(channels.depth(MARKET), policy=Backpressure.ERROR, capacity=2) as books,
     ):
         await trio.sleep(0.5)
@@ -229,9 +249,9 @@ async def test_error_policy_fails_the_feed_with_feed_overflow(sim: Simulator) ->
                 await books.receive()
 
 
-async def test_block_policy_loses_no_trade(sim: Simulator) -> None:
+async def test_block_policy_loses_no_trade(sim: Simulator, transport: TransportFactory) -> None:
     async with (
-        open_connection(sim.ws_url) as conn,
+        open_connection(sim.ws_url, transport=transport) as conn,
         conn.subscribe(channels.trade(MARKET), capacity=2) as trades,
     ):
         ids: list[int] = []
@@ -248,9 +268,10 @@ async def test_block_policy_loses_no_trade(sim: Simulator) -> None:
 
 async def test_consumers_share_one_subscription_and_the_last_one_unsubscribes(
     sim: Simulator,
+    transport: TransportFactory,
 ) -> None:
     channel = channels.ticker(MARKET)
-    async with open_connection(sim.ws_url) as conn:
+    async with open_connection(sim.ws_url, transport=transport) as conn:
         async with (
             conn.subscribe(channel, policy=Backpressure.BLOCK) as one,
             conn.subscribe(channel, policy=Backpressure.BLOCK) as two,
@@ -263,8 +284,10 @@ async def test_consumers_share_one_subscription_and_the_last_one_unsubscribes(
         assert conn.stats().frames_out == 2  # and one unsubscribe when the last one left
 
 
-async def test_refused_subscription_raises_subscription_error(sim: Simulator) -> None:
-    async with open_connection(sim.ws_url) as conn:
+async def test_refused_subscription_raises_subscription_error(
+    sim: Simulator, transport: TransportFactory
+) -> None:
+    async with open_connection(sim.ws_url, transport=transport) as conn:
         with pytest.raises(SubscriptionError) as info:
             async with conn.subscribe(channels.trade("NOPE-USD")):
                 pytest.fail("must not subscribe")
@@ -273,23 +296,27 @@ async def test_refused_subscription_raises_subscription_error(sim: Simulator) ->
             assert not isinstance(await tickers.receive(), StreamRestarted)
 
 
-async def test_private_channel_needs_credentials(quiet_sim: Simulator) -> None:
-    async with open_connection(quiet_sim.ws_url) as conn:
+async def test_private_channel_needs_credentials(
+    quiet_sim: Simulator, transport: TransportFactory
+) -> None:
+    async with open_connection(quiet_sim.ws_url, transport=transport) as conn:
         with pytest.raises(SubscriptionError, match="private"):
             async with conn.subscribe(channels.order()):
                 pytest.fail("must not subscribe")
 
 
-async def test_plain_ws_to_remote_host_is_refused() -> None:
+async def test_plain_ws_to_remote_host_is_refused(transport: TransportFactory) -> None:
     with pytest.raises(ValueError, match="allow_insecure"):
-        async with open_connection("ws://203.0.113.9/v2/websocket"):
+        async with open_connection("ws://203.0.113.9/v2/websocket", transport=transport):
             pytest.fail("must not connect")
 
 
-async def test_leaving_or_cancelling_leaks_no_task(sim: Simulator) -> None:
+async def test_leaving_or_cancelling_leaks_no_task(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     before = all_tasks()
     async with (
-        open_connection(sim.ws_url, credentials=creds(sim)) as conn,
+        open_connection(sim.ws_url, credentials=creds(sim), transport=transport) as conn,
         conn.subscribe(channels.depth(MARKET)) as books,
     ):
         await books.receive()
@@ -298,7 +325,7 @@ async def test_leaving_or_cancelling_leaks_no_task(sim: Simulator) -> None:
     assert all_tasks() == before
     with trio.move_on_after(0.3):
         async with (
-            open_connection(sim.ws_url) as conn2,
+            open_connection(sim.ws_url, transport=transport) as conn2,
             conn2.order_book(MARKET) as live,
         ):
             while True:
@@ -309,11 +336,13 @@ async def test_leaving_or_cancelling_leaks_no_task(sim: Simulator) -> None:
     assert sim.demo_key.api_secret not in repr(conn) + repr(conn.stats())
 
 
-async def test_trade_backfill_recovers_trades_missed_during_a_drop(sim: Simulator) -> None:
+async def test_trade_backfill_recovers_trades_missed_during_a_drop(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     assert sim.rest_url is not None
     async with (
         RestClient(sim.rest_url) as rest,
-        open_connection(sim.ws_url, reconnect=FAST_RETRY) as conn,
+        open_connection(sim.ws_url, reconnect=FAST_RETRY, transport=transport) as conn,
         conn.subscribe(channels.trade(MARKET), backfill=rest) as trades,
     ):
         ids: list[int] = []
@@ -337,9 +366,11 @@ async def test_trade_backfill_recovers_trades_missed_during_a_drop(sim: Simulato
     assert sorted(ids) == truth[start : start + len(ids)], "a trade is missing"
 
 
-async def test_subscribing_during_a_reconnect_is_served_once_connected(sim: Simulator) -> None:
+async def test_subscribing_during_a_reconnect_is_served_once_connected(
+    sim: Simulator, transport: TransportFactory
+) -> None:
     async with (
-        open_connection(sim.ws_url, reconnect=FAST_RETRY) as conn,
+        open_connection(sim.ws_url, reconnect=FAST_RETRY, transport=transport) as conn,
         conn.subscribe(channels.ticker(MARKET)) as tickers,
     ):
         await tickers.receive()

@@ -1,0 +1,25 @@
+"""Project-wide fixtures.
+
+``transport``: every WebSocket transport implementation, one test run per transport. A test that
+opens connections takes the fixture and passes it on (``open_connection(url,
+transport=transport)``), so one test body checks that both behave identically.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flexconn.transport import TransportFactory, open_sansio_websocket, open_trio_websocket
+
+#: Every transport implementation, by test id.
+TRANSPORTS: dict[str, TransportFactory] = {
+    "sansio": open_sansio_websocket,
+    "trio-websocket": open_trio_websocket,
+}
+
+
+@pytest.fixture(params=list(TRANSPORTS.values()), ids=list(TRANSPORTS))
+def transport(request: pytest.FixtureRequest) -> TransportFactory:
+    """A transport factory; the test runs once per implementation."""
+    factory: TransportFactory = request.param
+    return factory
