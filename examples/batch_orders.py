@@ -8,9 +8,17 @@ from decimal import Decimal
 
 import trio
 
-from flexconn import Credentials, FlexconnError, LimitOrder, RestClient, Side, open_connection
-from flexconn.models.orders import CancelOrder, ModifyOrder
-from flexconn.outbox import PlaceAck
+from flexconn import (
+    CancelOrder,
+    Credentials,
+    FlexconnError,
+    LimitOrder,
+    ModifyOrder,
+    PlaceAck,
+    RestClient,
+    Side,
+    open_connection,
+)
 from flexconn.sim import serve
 
 MARKET = "BTC-USD-SWAP-LIN"
