@@ -38,7 +38,7 @@ def test_quickstart_places_and_cancels_an_order() -> None:
 
 def test_watch_feeds_shows_what_a_consumer_sees_during_a_drop() -> None:
     lines = [line for line in run_example("watch_feeds.py") if not line.startswith("trade ")]
-    assert lines[0].startswith("connection reconnecting: closed by peer")
+    assert lines[0].startswith("connection reconnecting: ")  # the reason depends on timing
     assert "trade:BTC-USD-SWAP-LIN: restarted after reconnect #1" in lines
     assert "book valid right after the drop: False" in lines
     assert any(line.startswith("book valid again at seq ") for line in lines)

@@ -53,7 +53,7 @@ from flexconn.models.rest import Market
 from flexconn.outbox import PlaceAck
 from flexconn.rest import RestClient
 from flexconn.sim import DEFAULT_MARKETS, Simulator, serve
-from flexconn.transport import open_trio_websocket
+from flexconn.transport import DEFAULT_TRANSPORT
 
 __all__ = ["register"]
 
@@ -165,7 +165,7 @@ async def _run(args: argparse.Namespace, state: DemoState, live_view: bool) -> N
                     sim.ws_url,
                     credentials=credentials,
                     rest=rest,
-                    transport=state.tap.factory(open_trio_websocket),
+                    transport=state.tap.factory(DEFAULT_TRANSPORT),
                 ) as conn,
                 conn.events() as events,
                 conn.order_book(state.market) as live,
