@@ -80,6 +80,7 @@ from flexconn.protocol import (
     encode,
     message_length,
 )
+from flexconn.ratelimit import TokenBucket
 
 __all__ = [
     "Ack",
@@ -100,6 +101,7 @@ __all__ = [
 ]
 
 OrderRequest: TypeAlias = LimitOrder | MarketOrder | StopLimitOrder | CancelOrder | ModifyOrder
+_SPECS: Final = (LimitOrder, MarketOrder, StopLimitOrder)
 
 _RATE_LIMITED: Final = "20007"
 _BATCH_OPS: Final = {
@@ -129,6 +131,9 @@ class OutboxConfig:
             The bucket is per connection: several connections on one account share the limit.
         pacing_period: the period of both buckets, a little over a second so that jitter between
             our send and the exchange's receipt never makes us too fast.
+        burst_headroom: tokens both buckets hold fewer than the exchange's (which hold a
+            second's worth): after a burst the exchange's bucket keeps this reserve, so a few
+            commands arriving closer together than they were sent are still within its limit.
         max_batch_size: most orders in one command (the exchange allows 20).
         max_message_length: longest command in UTF-8 bytes.
         reply_timeout: seconds to wait for an order's reply before looking it up.
@@ -145,6 +150,7 @@ class OutboxConfig:
     commands_per_second: float = attrs.field(default=50.0, validator=_positive)
     orders_per_second: float | None = 50.0
     pacing_period: float = attrs.field(default=1.02, validator=_positive)
+    burst_headroom: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
     max_batch_size: int = attrs.field(
         default=MAX_BATCH_SIZE,
         validator=[attrs.validators.ge(1), attrs.validators.le(MAX_BATCH_SIZE)],
@@ -162,6 +168,11 @@ class OutboxConfig:
     def __attrs_post_init__(self) -> None:
         if self.orders_per_second is not None and not self.orders_per_second > 0:
             raise ValueError("orders_per_second must be positive or None")
+
+    def bucket(self, rate: float) -> TokenBucket:
+        """A token bucket for ``rate`` per second, paced and with the headroom above."""
+        capacity = max(1.0, rate - self.burst_headroom)
+        return TokenBucket(rate, per=self.pacing_period, capacity=capacity)
 
 
 class AckSource(StrEnum):
@@ -463,9 +474,7 @@ class OutboxCore:
         prepared: list[tuple[OrderRequest, str]] = []
         fresh: set[int] = set()
         for index, request in enumerate(requests):
-            if action is OrderAction.PLACE and isinstance(
-                request, LimitOrder | MarketOrder | StopLimitOrder
-            ):
+            if action is OrderAction.PLACE and isinstance(request, _SPECS):
                 cid = request.client_order_id
                 if cid is not None and (cid in self._used_cids or cid in fresh):
                     raise ValidationError(
@@ -483,7 +492,7 @@ class OutboxCore:
             prepared.append((request, fragment))
         tickets: list[Ticket] = []
         for request, fragment in prepared:
-            size = message_length(fragment)
+            size = len(fragment) if fragment.isascii() else message_length(fragment)
             if _envelope_length(action, 1, "0" * 20) + size > self.config.max_message_length:
                 raise ValidationError(
                     "data",

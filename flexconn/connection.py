@@ -939,10 +939,12 @@ class Connection:
         return None
 
     def _new_bucket(self, *, authenticated: bool = False) -> TokenBucket:
-        # The exchange counts by arrival; a 2% longer period absorbs jitter between our send and
-        # its receive so that pacing at the limit never provokes a 20007.
-        config = self._outbox_config
-        return TokenBucket(config.commands_per_second if authenticated else 1, per=1.02)
+        # The exchange counts by arrival; a 2% longer period and a few tokens of headroom absorb
+        # jitter between our send and its receive so that pacing at the limit never provokes a
+        # 20007 (see OutboxConfig).
+        if not authenticated:
+            return TokenBucket(1, per=1.02)
+        return self._outbox_config.bucket(self._outbox_config.commands_per_second)
 
     async def _take_token(self) -> None:
         # The bucket is refilled by time alone, so sleeping until it has a token is exact.

@@ -40,6 +40,7 @@ import trio.lowlevel
 from flexconn._outbox_core import (
     Ack,
     AckSource,
+    Batch,
     CancelAck,
     ModifyAck,
     OutboxConfig,
@@ -70,7 +71,6 @@ from flexconn.models.rest import (
 )
 from flexconn.models.rest import OpenOrder as RestOpenOrder
 from flexconn.orders import OpenOrders
-from flexconn.ratelimit import TokenBucket
 
 __all__ = [
     "DEFAULT_OUTBOX",
@@ -166,13 +166,14 @@ class Outbox:
         self._rest = rest
         self._wall_ms = wall_ms
         rate = config.orders_per_second
-        self._bucket = None if rate is None else TokenBucket(rate, per=config.pacing_period)
+        self._bucket = None if rate is None else config.bucket(rate)
         self._done: dict[int, trio.Event] = {}
         self._wake = trio.Event()
         self._sent_wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._closed: str | None = None
         self._resyncing = False
+        self._sending = False
 
     # -- the callers' side ---------------------------------------------------------------------
 
@@ -220,7 +221,9 @@ class Outbox:
         tickets = self._core.submit_many(action, requests)
         for ticket in tickets:
             self._done[ticket.seq] = trio.Event()
-        self._wake.set()
+        await self._send_now(tickets)
+        if self._core.queued:
+            self._wake.set()
         timeout = self.config.send_timeout if send_timeout is None else send_timeout
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         try:
@@ -309,35 +312,76 @@ class Outbox:
 
     async def _sender(self) -> None:
         core = self._core
-        bucket = self._bucket
         while True:
-            if not core.queued:
+            if not core.queued or self._sending:
                 await self._idle(math.inf)
                 continue
-            now = trio.current_time()
-            delay = max(core.hold_until - now, self._command_delay(now))
-            if bucket is not None and core.needs_order_tokens():
-                delay = max(delay, bucket.delay(now))
+            delay = self._delay(trio.current_time())
             if delay > 0:
                 await self._idle(delay)
                 continue
-            tokens = bucket.available(now) if bucket is not None else None
-            batch = core.next_batch(
-                now, tag=self._next_tag(), wall_ms=self._wall_ms(), order_tokens=tokens
-            )
+            batch = self._pack()
             if batch is None:
                 await trio.lowlevel.checkpoint()
                 continue
-            if bucket is not None and batch.counted_orders:
-                bucket.try_take(now, batch.counted_orders)
-            self._sent_wake.set()
-            try:
-                await self._send(batch.text)
-            except FlexconnError as exc:
-                # The socket is going away; the frame may have reached the exchange or not.
-                log.info("order command not sent cleanly (%s); reconciling after reconnect", exc)
-                self._settle(core.send_failed(batch))
-                await trio.sleep_forever()
+            if not await self._transmit(batch):
+                await trio.sleep_forever()  # the socket is going away with this session
+
+    def _delay(self, now: float) -> float:
+        """Seconds until the limits (and a 20007 backoff) let the next command leave."""
+        core = self._core
+        bucket = self._bucket
+        delay = max(core.hold_until - now, self._command_delay(now))
+        if bucket is not None and core.needs_order_tokens():
+            delay = max(delay, bucket.delay(now))
+        return delay
+
+    def _pack(self) -> Batch | None:
+        """Pack the next command from what is queued and charge the order bucket for it."""
+        now = trio.current_time()
+        bucket = self._bucket
+        tokens = bucket.available(now) if bucket is not None else None
+        batch = self._core.next_batch(
+            now, tag=self._next_tag(), wall_ms=self._wall_ms(), order_tokens=tokens
+        )
+        if batch is not None and bucket is not None and batch.counted_orders:
+            bucket.try_take(now, batch.counted_orders)
+        return batch
+
+    async def _transmit(self, batch: Batch) -> bool:
+        """Send one packed command; ``False`` if the send failed (its orders are UNKNOWN)."""
+        self._sending = True
+        self._sent_wake.set()
+        try:
+            await self._send(batch.text)
+        except FlexconnError as exc:
+            # The socket is going away; the frame may have reached the exchange or not.
+            log.info("order command not sent cleanly (%s); reconciling after reconnect", exc)
+            self._settle(self._core.send_failed(batch))
+            return False
+        finally:
+            self._sending = False
+            if self._core.queued:
+                self._wake.set()
+        return True
+
+    async def _send_now(self, tickets: Sequence[Ticket]) -> None:
+        """The idle fast path: when nothing else waits and the limits allow, the caller sends
+        its own command instead of waking the sender task (one scheduling hop less)."""
+        if (
+            self._nursery is None
+            or self._sending
+            or self._core.queued != len(tickets)
+            or self._delay(trio.current_time()) > 0
+        ):
+            return
+        batch = self._pack()
+        if batch is None:
+            return
+        # Shielded: a caller giving up halfway through a frame would corrupt the socket. The
+        # send cannot hang past the session: closing the socket makes it fail.
+        with trio.CancelScope(shield=True):
+            await self._transmit(batch)
 
     async def _idle(self, seconds: float) -> None:
         self._wake = trio.Event()
