@@ -262,7 +262,8 @@ def soak_section(folder: Path, out: Path) -> list[str]:
     lines = [
         "## Soak",
         "",
-        f"Run `{rel}` (started {soak['started']}): one connection, {soak['feeds']} feeds, "
+        f"Run `{rel}` (started {soak['started']}): one connection "
+        f"({soak.get('transport', 'trio-websocket')} transport), {soak['feeds']} feeds, "
         f"{soak.get('orders_per_s', 0)} order requests/s, a fault every "
         f"{soak['fault_every']:g} s through the chaos proxy, for {soak['duration'] / 60:.1f} min; "
         f"sampled every {soak['sample_every']:g} s. Verdict: "

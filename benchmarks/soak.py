@@ -51,7 +51,18 @@ from flexconn.models.orders import LimitOrder
 from flexconn.rest import RestClient
 from flexconn.sim import DEFAULT_MARKETS, serve
 from flexconn.sim.chaos import ChaosSchedule, open_chaos_proxy
+from flexconn.transport import (
+    DEFAULT_TRANSPORT,
+    TransportFactory,
+    open_sansio_websocket,
+    open_trio_websocket,
+)
 
+TRANSPORTS: dict[str, TransportFactory] = {
+    "sansio": open_sansio_websocket,
+    "trio-websocket": open_trio_websocket,
+}
+DEFAULT_TRANSPORT_NAME = next(k for k, v in TRANSPORTS.items() if v is DEFAULT_TRANSPORT)
 MARKETS = ("BTC-USD-SWAP-LIN", "ETH-USD-SWAP-LIN", "BTC-USD", "ETH-USD", "BTC-USD-301227-LIN")
 TRADING_MARKET = "BTC-USD-SWAP-LIN"
 #: Feeds that carry data continuously, so each must have delivered some after the last fault.
@@ -421,6 +432,7 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
         "sample_every": args.sample_every,
         "feeds": len(subscribed),
         "orders_per_s": args.orders_per_s,
+        "transport": args.transport,
         "seed": args.seed,
         "complete": False,
         "samples": samples,
@@ -438,6 +450,7 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
                 reconnect=retry,
                 seed=args.seed,
                 rest=rest,
+                transport=TRANSPORTS[args.transport],
             ) as conn,
             contextlib.AsyncExitStack() as stack,
             trio.open_nursery() as nursery,
@@ -549,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=float, default=5, help="seconds between samples")
     parser.add_argument("--participants", type=float, default=50, help="market actions per s")
     parser.add_argument("--orders-per-s", type=float, default=2.0, help="order requests per s")
+    parser.add_argument("--transport", choices=sorted(TRANSPORTS), default=DEFAULT_TRANSPORT_NAME)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rss-cap-mb", type=float, default=1024)
     parser.add_argument("--fd-cap", type=float, default=512)
