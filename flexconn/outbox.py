@@ -218,29 +218,29 @@ class Outbox:
             raise ConnectionClosed(self._closed)
         if not requests:
             return []
+        timeout = self.config.send_timeout if send_timeout is None else send_timeout
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
         tickets = self._core.submit_many(action, requests)
         for ticket in tickets:
             self._done[ticket.seq] = trio.Event()
-        await self._send_now(tickets)
-        if self._core.queued:
-            self._wake.set()
-        timeout = self.config.send_timeout if send_timeout is None else send_timeout
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
         try:
+            await self._send_now(tickets)
+            if self._core.queued:
+                self._wake.set()
             for ticket in tickets:
                 event = self._done.get(ticket.seq)
                 if event is None:
                     continue
-                with trio.move_on_at(deadline):
-                    await event.wait()
-                if ticket.state is TicketState.DONE:
-                    continue
-                reason = f"no connection to send it on within {timeout:g} s"
-                if self._core.withdraw(ticket, reason):
-                    self._settle([ticket])
-                else:
-                    # It has left: only the exchange (or reconciliation) can settle it now.
-                    await event.wait()
+                if ticket.state is TicketState.QUEUED:
+                    # Unsent: the caller's deadline applies until it leaves.
+                    with trio.move_on_at(deadline):
+                        await event.wait()
+                    reason = f"no connection to send it on within {timeout:g} s"
+                    if self._core.withdraw(ticket, reason):
+                        self._settle([ticket])
+                        continue
+                # It has left: only the exchange (or reconciliation) can settle it now.
+                await event.wait()
         finally:
             withdrawn = [t for t in tickets if self._core.withdraw(t, "the caller stopped waiting")]
             self._settle(withdrawn)
