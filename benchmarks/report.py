@@ -5,7 +5,7 @@ fresh results folder (a script without that option still runs; its printed outpu
 report verbatim). Each benchmark gets one table: every contender beside its baseline with min,
 median and max over the rounds and the ratio of medians. Plots (matplotlib, PNG): throughput bars
 per benchmark (median, with min-max whiskers), latency distributions for latency groups, and RSS,
-task and descriptor counts over the newest soak run found in ``benchmarks/results/soak-*``
+task and descriptor counts over every soak run found in ``benchmarks/results/soak-*``
 (written by ``benchmarks/soak.py``, which ``make bench`` does not rerun: it takes 30 minutes).
 
 Usage: ``python benchmarks/report.py [--only NAME ...] [--skip-run] [--out benchmarks/results]``.
@@ -43,7 +43,7 @@ LIBRARIES = (
     "matplotlib",
 )
 #: Result files and plots this script owns in the results folder (removed before a run).
-_GENERATED = ("bench_*.json", "bench_*.txt", "bench_*.png", "REPORT.md")
+_GENERATED = ("bench_*.json", "bench_*.txt", "bench_*.png", "soak.png", "REPORT.md")
 
 
 def discover() -> list[Path]:
@@ -134,21 +134,28 @@ def table(result: dict[str, Any]) -> list[str]:
         base = grp.get("baseline")
         base_median = statistics.median(grp["series"][base]) if base else None
         names = sorted(grp["series"], key=lambda n: n != base)
+        unit, scale = _display_unit(grp["unit"])
+        better = "" if grp.get("higher_is_better", True) else " (lower is better)"
         for name in names:
-            values = grp["series"][name]
+            values = [v * scale for v in grp["series"][name]]
             if not values:
                 continue
             median = statistics.median(values)
             if base_median:
-                ratio = f"{median / base_median:.3f}" if name != base else "1 (baseline)"
+                ratio = f"{median / (base_median * scale):.3f}" if name != base else "1 (baseline)"
             else:
                 ratio = "-"
             label = f"**{name}**" if name == base else name
             lines.append(
-                f"| {grp['name']} | {label} | {grp['unit']} | {fmt(min(values))} "
+                f"| {grp['name']}{better} | {label} | {unit} | {fmt(min(values))} "
                 f"| {fmt(median)} | {fmt(max(values))} | {ratio} |"
             )
     return lines
+
+
+def _display_unit(unit: str) -> tuple[str, float]:
+    """Seconds read better as microseconds in a table of latencies."""
+    return ("us", 1e6) if unit == "s" else (unit, 1.0)
 
 
 # -- plots ---------------------------------------------------------------------------------------
@@ -202,14 +209,15 @@ def latency_plot(result: dict[str, Any], path: Path) -> bool:
     fig, axes = plt.subplots(len(groups), 1, figsize=(9, 2.2 * len(groups) + 0.6), squeeze=False)
     for ax, grp in zip(axes[:, 0], groups, strict=True):
         names = [n for n, v in grp["series"].items() if v]
-        data = [grp["series"][n] for n in names]
+        unit, scale = _display_unit(grp["unit"])
+        data = [[v * scale for v in grp["series"][n]] for n in names]
         ax.boxplot(data, vert=False, tick_labels=names, showfliers=True, whis=(1, 99))
         low = min(min(d) for d in data)
         high = max(max(d) for d in data)
         if low > 0 and high / low > 100:
             ax.set_xscale("log")
         ax.set_title(f"{grp['name']} (whiskers: p1-p99)", fontsize=9, loc="left")
-        ax.set_xlabel(grp["unit"], fontsize=8)
+        ax.set_xlabel(unit, fontsize=8)
         ax.tick_params(labelsize=8)
     fig.suptitle(f"{result['benchmark']}: latency distributions")
     fig.tight_layout()
@@ -218,11 +226,12 @@ def latency_plot(result: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def newest_soak(results: Path) -> Path | None:
+def soak_runs(results: Path) -> list[Path]:
+    """Every finished soak run's folder, newest first."""
     runs = [p for p in results.glob("soak-*/soak.json") if p.is_file()]
-    if not runs:
-        return None
-    return max(runs, key=lambda p: json.loads(p.read_text()).get("started", "")).parent
+    runs = [p for p in runs if json.loads(p.read_text()).get("checks")]
+    runs.sort(key=lambda p: json.loads(p.read_text()).get("started", ""), reverse=True)
+    return [p.parent for p in runs]
 
 
 def soak_plot(soak: dict[str, Any], path: Path) -> None:
@@ -256,11 +265,10 @@ def soak_plot(soak: dict[str, Any], path: Path) -> None:
 
 def soak_section(folder: Path, out: Path) -> list[str]:
     soak = json.loads((folder / "soak.json").read_text())
-    plot = out / "soak.png"
-    soak_plot(soak, plot)
+    soak_plot(soak, folder / "soak.png")
     rel = os.path.relpath(folder, out)
     lines = [
-        "## Soak",
+        f"### {folder.name}",
         "",
         f"Run `{rel}` (started {soak['started']}): one connection "
         f"({soak.get('transport', 'trio-websocket')} transport), {soak['feeds']} feeds, "
@@ -290,7 +298,7 @@ def soak_section(folder: Path, out: Path) -> list[str]:
         lines.append(f"| {key} | {value} |")
     if soak.get("problems"):
         lines += ["", "Problems:", ""] + [f"- {p}" for p in soak["problems"]]
-    lines += ["", "![soak](soak.png)", ""]
+    lines += ["", f"![soak]({rel}/soak.png)", ""]
     return lines
 
 
@@ -332,11 +340,12 @@ def write_report(out: Path, timings: dict[str, tuple[float, int]]) -> Path:
             lines += [f"No machine-readable results ({status}); its output:", "", "```"]
             lines += [re.sub(r"\s+$", "", line) for line in text.splitlines()[-60:]]
             lines += ["```", ""]
-    soak = newest_soak(out)
-    if soak is not None:
-        lines += soak_section(soak, out)
-    else:
-        lines += ["## Soak", "", "No soak run found (run `make soak`).", ""]
+    lines += ["## Soak runs", ""]
+    runs = soak_runs(out)
+    if not runs:
+        lines += ["No soak run found (run `make soak`).", ""]
+    for folder in runs:
+        lines += soak_section(folder, out)
     report = out / "REPORT.md"
     report.write_text("\n".join(lines))
     return report
