@@ -112,6 +112,8 @@ _BATCH_OPS: Final = {
 #: The kinds the exchange counts against the account's orders-per-second limit.
 _COUNTED: Final = frozenset({OrderAction.PLACE, OrderAction.MODIFY})
 _RETIRED_TAGS_KEPT: Final = 4096
+#: How many caller-given client order ids the uniqueness check remembers.
+_GIVEN_KEPT: Final = 100_000
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -424,8 +426,13 @@ class OutboxCore:
     def __init__(self, config: OutboxConfig, *, first_client_order_id: int = 1) -> None:
         self.config = config
         self._seq = itertools.count(1)
-        self._next_cid = max(1, min(first_client_order_id, MAX_CLIENT_ORDER_ID // 2))
-        self._used_cids: set[int] = set()
+        # Auto-assigned ids are the range [_first_cid, _next_cid), minus those callers took;
+        # the ids callers gave are remembered (the most recent _GIVEN_KEPT of them).
+        self._first_cid = self._next_cid = max(
+            1, min(first_client_order_id, MAX_CLIENT_ORDER_ID // 2)
+        )
+        self._given: set[int] = set()
+        self._given_order: deque[int] = deque()
         self._queues: dict[OrderAction, deque[Ticket]] = {action: deque() for action in OrderAction}
         self._by_tag: dict[str, list[Ticket]] = {}
         self._by_cid: dict[int, Ticket] = {}
@@ -461,7 +468,8 @@ class OutboxCore:
         """Validate, encode and queue one request.
 
         A place order without ``client_order_id`` gets a fresh one; a caller-given one must not
-        have been used before on this outbox.
+        have been used before on this outbox (checked against every id assigned here and the
+        last 100,000 callers gave).
 
         Raises:
             ValidationError: the order breaks a documented rule, is too long even alone, or
@@ -473,16 +481,19 @@ class OutboxCore:
         """Validate every request first, then queue them all (or none) in order."""
         prepared: list[tuple[OrderRequest, str]] = []
         fresh: set[int] = set()
+        given: list[int] = []
         for index, request in enumerate(requests):
             if action is OrderAction.PLACE and isinstance(request, _SPECS):
                 cid = request.client_order_id
-                if cid is not None and (cid in self._used_cids or cid in fresh):
+                if cid is not None and (self._used(cid) or cid in fresh):
                     raise ValidationError(
                         f"[{index}].clientOrderId", f"{cid} was already used on this connection"
                     )
                 if cid is None:
                     cid = self._fresh_cid(fresh)
                     request = attrs.evolve(request, client_order_id=cid)
+                else:
+                    given.append(cid)
                 fresh.add(cid)
             text = encode(_single_request(action, request))
             prefix = _single_prefix(action)
@@ -508,13 +519,20 @@ class OutboxCore:
                     size=size,
                 )
             )
-        self._used_cids |= fresh
+        for cid in given:
+            self._given.add(cid)
+            self._given_order.append(cid)
+            if len(self._given_order) > _GIVEN_KEPT:
+                self._given.discard(self._given_order.popleft())
         self._queues[action].extend(tickets)
         return tickets
 
+    def _used(self, cid: int) -> bool:
+        return cid in self._given or self._first_cid <= cid < self._next_cid
+
     def _fresh_cid(self, taken: set[int]) -> int:
         cid = self._next_cid
-        while cid in self._used_cids or cid in taken:
+        while cid in self._given or cid in taken:
             cid += 1
         if cid > MAX_CLIENT_ORDER_ID:
             raise ValidationError("clientOrderId", "client order ids are exhausted")

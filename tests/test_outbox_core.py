@@ -258,6 +258,15 @@ def test_client_order_ids_are_assigned_unique_and_caller_ids_may_not_repeat() ->
     assert c.submit(PLACE, limit(client_order_id=555)).client_order_id == 555
 
 
+def test_an_id_the_outbox_assigned_earlier_may_not_be_given_later() -> None:
+    c = core()
+    auto = c.submit(PLACE, limit())
+    assert auto.client_order_id == 100
+    with pytest.raises(ValidationError, match="100 was already used"):
+        c.submit(PLACE, limit(client_order_id=100))
+    assert c.submit(PLACE, limit(client_order_id=99)).client_order_id == 99
+
+
 def test_a_wrong_kind_of_request_is_refused() -> None:
     with pytest.raises(ValidationError, match="cannot carry"):
         core().submit(CANCEL, limit())
