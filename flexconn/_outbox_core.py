@@ -26,8 +26,8 @@ Design note. Every order request becomes a :class:`Ticket` whose life is a small
 * **Unknown outcomes.** A request whose reply does not come within ``reply_timeout``, or that was
   in flight when the connection dropped, is UNKNOWN. Order-channel notices seen while it was in
   flight are *evidence* (an ``OrderOpened`` carrying its client order id proves a placement);
-  otherwise the I/O shell looks the order up over REST and decides with :func:`place_outcome`,
-  :func:`cancel_outcome` and :func:`modify_outcome`. Nothing is ever resent blindly.
+  otherwise the I/O shell looks the order up over REST and decides with the rules of
+  :mod:`flexconn._reconcile`. Nothing is ever resent blindly.
 
 The core never awaits and never reads a clock: callers pass ``now`` (trio time) and ``wall_ms``
 (epoch milliseconds, for REST time windows).
@@ -38,13 +38,25 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
-from enum import Enum, StrEnum
-from typing import Final, TypeAlias
+from typing import Final
 
 import attrs
 
+from flexconn._outbox_types import (
+    Ack,
+    AckSource,
+    CancelAck,
+    ModifyAck,
+    OrderRequest,
+    OutboxConfig,
+    OutboxStatistics,
+    Outcome,
+    PlaceAck,
+    Ticket,
+    TicketState,
+    same,
+)
 from flexconn.errors import (
-    FlexconnError,
     OrderNotApplied,
     OrderOutcomeUnknown,
     RateLimitError,
@@ -66,41 +78,14 @@ from flexconn.models.orders import (
     MarketOrder,
     ModifyOrder,
     ModifyOrderRequest,
-    OrderSpec,
     PlaceOrderRequest,
     StopLimitOrder,
 )
 from flexconn.models.replies import OrderAction, OrderEcho, OrderReply
-from flexconn.models.rest import AccountTrade, OrderRecord, OrderRecordStatus
-from flexconn.models.rest import OpenOrder as RestOpenOrder
-from flexconn.protocol import (
-    MAX_BATCH_SIZE,
-    MAX_CLIENT_ORDER_ID,
-    MAX_MESSAGE_LENGTH,
-    encode,
-    message_length,
-)
-from flexconn.ratelimit import TokenBucket
+from flexconn.protocol import MAX_CLIENT_ORDER_ID, encode, message_length
 
-__all__ = [
-    "Ack",
-    "AckSource",
-    "Batch",
-    "CancelAck",
-    "ModifyAck",
-    "OutboxConfig",
-    "OutboxCore",
-    "OutboxStatistics",
-    "Outcome",
-    "PlaceAck",
-    "Ticket",
-    "TicketState",
-    "cancel_outcome",
-    "modify_outcome",
-    "place_outcome",
-]
+__all__ = ["Batch", "OutboxCore"]
 
-OrderRequest: TypeAlias = LimitOrder | MarketOrder | StopLimitOrder | CancelOrder | ModifyOrder
 _SPECS: Final = (LimitOrder, MarketOrder, StopLimitOrder)
 
 _RATE_LIMITED: Final = "20007"
@@ -114,227 +99,6 @@ _COUNTED: Final = frozenset({OrderAction.PLACE, OrderAction.MODIFY})
 _RETIRED_TAGS_KEPT: Final = 4096
 #: How many caller-given client order ids the uniqueness check remembers.
 _GIVEN_KEPT: Final = 100_000
-
-
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value}")
-
-
-@attrs.frozen(kw_only=True)
-class OutboxConfig:
-    """How the order outbox paces, batches and waits.
-
-    Attributes:
-        commands_per_second: commands per second on a logged-in socket (the exchange allows 50);
-            every command on the socket counts, so the connection's one bucket uses it.
-        orders_per_second: orders (each order of a batch; place and modify only) per second the
-            account may send over WebSocket (50 since 2022-01-05); ``None`` turns the limit off.
-            The bucket is per connection: several connections on one account share the limit.
-        pacing_period: the period of both buckets, a little over a second so that jitter between
-            our send and the exchange's receipt never makes us too fast.
-        burst_headroom: tokens both buckets hold fewer than the exchange's (which hold a
-            second's worth): after a burst the exchange's bucket keeps this reserve, so a few
-            commands arriving closer together than they were sent are still within its limit.
-        max_batch_size: most orders in one command (the exchange allows 20).
-        max_message_length: longest command in UTF-8 bytes.
-        reply_timeout: seconds to wait for an order's reply before looking it up.
-        send_timeout: default seconds a request may wait unsent (for a reconnection, or behind
-            the rate limit) before it is abandoned with ``OrderNotApplied(sent=False)``;
-            ``None`` waits as long as the connection lives.
-        rate_limit_backoff: first pause after a ``20007`` reply; doubles per episode.
-        max_rate_limit_backoff: the longest pause.
-        max_rate_limit_retries: how often one order is resent after ``20007`` before the
-            :class:`~flexconn.errors.RateLimitError` is its outcome.
-        lookup_margin_ms: how far before the send REST lookups reach (clock skew).
-    """
-
-    commands_per_second: float = attrs.field(default=50.0, validator=_positive)
-    orders_per_second: float | None = 50.0
-    pacing_period: float = attrs.field(default=1.02, validator=_positive)
-    burst_headroom: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
-    max_batch_size: int = attrs.field(
-        default=MAX_BATCH_SIZE,
-        validator=[attrs.validators.ge(1), attrs.validators.le(MAX_BATCH_SIZE)],
-    )
-    max_message_length: int = attrs.field(
-        default=MAX_MESSAGE_LENGTH, validator=attrs.validators.le(MAX_MESSAGE_LENGTH)
-    )
-    reply_timeout: float = attrs.field(default=10.0, validator=_positive)
-    send_timeout: float | None = 60.0
-    rate_limit_backoff: float = attrs.field(default=0.5, validator=_positive)
-    max_rate_limit_backoff: float = attrs.field(default=4.0, validator=_positive)
-    max_rate_limit_retries: int = attrs.field(default=5, validator=attrs.validators.ge(0))
-    lookup_margin_ms: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
-
-    def __attrs_post_init__(self) -> None:
-        if self.orders_per_second is not None and not self.orders_per_second > 0:
-            raise ValueError("orders_per_second must be positive or None")
-
-    def bucket(self, rate: float) -> TokenBucket:
-        """A token bucket for ``rate`` per second, paced and with the headroom above."""
-        capacity = max(1.0, rate - self.burst_headroom)
-        return TokenBucket(rate, per=self.pacing_period, capacity=capacity)
-
-
-class AckSource(StrEnum):
-    """Where an acknowledgement's knowledge comes from."""
-
-    #: The exchange's own reply to the command.
-    REPLY = "reply"
-    #: Order-channel notices (the reply was lost with the connection).
-    ORDER_CHANNEL = "order_channel"
-    #: A REST lookup after the reply was lost or late.
-    REST = "rest"
-
-
-@attrs.frozen(kw_only=True)
-class PlaceAck:
-    """An order the exchange accepted (it may have filled or closed since).
-
-    Attributes:
-        order: the order as sent, with its ``client_order_id``.
-        order_id: the exchange's order id (``None`` only if a reply omitted it).
-        source: how the outbox knows.
-        reply: the exchange's reply, when it came.
-    """
-
-    order: OrderSpec
-    order_id: int | None
-    source: AckSource = AckSource.REPLY
-    reply: OrderReply | None = None
-
-    @property
-    def client_order_id(self) -> int:
-        cid = self.order.client_order_id
-        assert cid is not None  # the outbox always assigns one
-        return cid
-
-    @property
-    def market_code(self) -> str:
-        return self.order.market_code
-
-
-@attrs.frozen(kw_only=True)
-class CancelAck:
-    """A cancel the exchange accepted; the order is no longer open.
-
-    The exchange also accepts a cancel that raced with a fill, then pushes a ``CANCEL`` failure
-    notice on the order channel; a reconciled cancel (``source`` not ``REPLY``) means the order was
-    found closed or filled.
-    """
-
-    order: CancelOrder
-    client_order_id: int | None = None
-    source: AckSource = AckSource.REPLY
-    reply: OrderReply | None = None
-
-    @property
-    def order_id(self) -> int:
-        return self.order.order_id
-
-    @property
-    def market_code(self) -> str:
-        return self.order.market_code
-
-
-@attrs.frozen(kw_only=True)
-class ModifyAck:
-    """A modify the exchange accepted.
-
-    Attributes:
-        order: the modification as sent.
-        replaced_by: the replacement's order id, when the modify is known to have closed the
-            order and opened a new one (a change of price or side, or a larger quantity); the
-            reply does not say, so after a plain reply use
-            :meth:`flexconn.orders.OpenOrders.successor`.
-    """
-
-    order: ModifyOrder
-    replaced_by: int | None = None
-    source: AckSource = AckSource.REPLY
-    reply: OrderReply | None = None
-
-    @property
-    def order_id(self) -> int:
-        return self.order.order_id
-
-    @property
-    def market_code(self) -> str:
-        return self.order.market_code
-
-
-Ack: TypeAlias = PlaceAck | CancelAck | ModifyAck
-#: What one request ends with: an acknowledgement or the error that explains why not.
-Outcome: TypeAlias = Ack | FlexconnError
-
-
-@attrs.frozen(kw_only=True)
-class OutboxStatistics:
-    """Counters of one outbox since it was created.
-
-    Attributes:
-        queued: requests waiting to be sent.
-        in_flight: requests sent and waiting for their reply.
-        unknown: requests whose reply was lost or is overdue, waiting for reconciliation.
-        commands_sent: order commands written (a batch counts once).
-        orders_sent: orders those commands carried (resent orders count again).
-        rate_limited: orders the exchange refused with ``20007`` (then retried).
-        reconciled: requests settled without their reply (order channel or REST).
-    """
-
-    queued: int
-    in_flight: int
-    unknown: int
-    commands_sent: int
-    orders_sent: int
-    rate_limited: int
-    reconciled: int
-
-
-class TicketState(Enum):
-    QUEUED = "queued"
-    SENT = "sent"
-    UNKNOWN = "unknown"
-    DONE = "done"
-
-
-@attrs.define(eq=False, kw_only=True)
-class Ticket:
-    """One caller's order request and where it stands."""
-
-    seq: int
-    action: OrderAction
-    request: OrderRequest
-    #: Bytes of the order's JSON object as it appears in a command.
-    fragment: str
-    size: int
-    state: TicketState = TicketState.QUEUED
-    tag: str | None = None
-    session: int | None = None
-    sent_at: float = 0.0
-    sent_ms: int = 0
-    attempts: int = 0
-    #: What order-channel notices proved while the reply was outstanding.
-    evidence: Outcome | None = None
-    outcome: Outcome | None = None
-
-    @property
-    def market_code(self) -> str:
-        return self.request.market_code
-
-    @property
-    def client_order_id(self) -> int | None:
-        request = self.request
-        return None if isinstance(request, CancelOrder | ModifyOrder) else request.client_order_id
-
-    @property
-    def order_id(self) -> int | None:
-        request = self.request
-        return request.order_id if isinstance(request, CancelOrder | ModifyOrder) else None
-
-    def __repr__(self) -> str:
-        return f"<Ticket #{self.seq} {self.action.value} {self.state.value}>"
 
 
 @attrs.frozen(kw_only=True)
@@ -385,32 +149,28 @@ def _single_request(
     raise ValidationError("data", f"{action.value} cannot carry {type(request).__name__}")
 
 
-def _same(echoed: object, sent: object) -> bool:
-    return echoed is None or sent is None or echoed == sent
-
-
 def _consistent(ticket: Ticket, data: OrderEcho | None) -> bool:
     """Whether a reply's echoed fields could belong to ``ticket`` (absent fields match)."""
     if data is None:
         return True
     request = ticket.request
-    if not _same(data.market_code, request.market_code):
+    if not same(data.market_code, request.market_code):
         return False
     if isinstance(request, CancelOrder):
-        return _same(data.order_id, request.order_id)
+        return same(data.order_id, request.order_id)
     if isinstance(request, ModifyOrder):
         return (
-            _same(data.order_id, request.order_id)
-            and _same(data.side, request.side)
-            and _same(data.price, request.price)
-            and _same(data.quantity, request.quantity)
+            same(data.order_id, request.order_id)
+            and same(data.side, request.side)
+            and same(data.price, request.price)
+            and same(data.quantity, request.quantity)
         )
     price = request.price if isinstance(request, LimitOrder) else None
     return (
-        _same(data.client_order_id, request.client_order_id)
-        and _same(data.side, request.side)
-        and _same(data.quantity, request.quantity)
-        and _same(data.price, price)
+        same(data.client_order_id, request.client_order_id)
+        and same(data.side, request.side)
+        and same(data.quantity, request.quantity)
+        and same(data.price, price)
     )
 
 
@@ -961,106 +721,3 @@ class OutboxCore:
                     done.append(ticket)
         self._sent.clear()
         return done
-
-
-# -- reconciliation rules ----------------------------------------------------------------------
-
-
-def place_outcome(
-    ticket: Ticket,
-    *,
-    open_orders: Sequence[RestOpenOrder] = (),
-    records: Sequence[OrderRecord] = (),
-    trades: Sequence[AccountTrade] = (),
-) -> PlaceAck | None:
-    """The placement REST data proves (open, filled or closed), or ``None`` if none shows it.
-
-    Matches the ticket's client order id in the same market; the lowest order id is the
-    placement itself (a modify's replacement keeps the client order id).
-    """
-    request = ticket.request
-    assert isinstance(request, LimitOrder | MarketOrder | StopLimitOrder)
-    cid = request.client_order_id
-    market = request.market_code
-    ids = [o.order_id for o in open_orders if o.client_order_id == cid and o.market_code == market]
-    ids += [r.order_id for r in records if r.client_order_id == cid and r.market_code == market]
-    ids += [t.order_id for t in trades if t.client_order_id == cid and t.market_code == market]
-    if not ids:
-        return None
-    return PlaceAck(order=request, order_id=min(ids), source=AckSource.REST)
-
-
-def cancel_outcome(
-    ticket: Ticket,
-    *,
-    open_orders: Sequence[RestOpenOrder],
-    records: Sequence[OrderRecord],
-    final: bool,
-) -> Outcome:
-    """What a cancel of unknown outcome did, from the open orders and the order's records.
-
-    Args:
-        final: the socket that carried it is gone, so it can no longer take effect later.
-    """
-    request = ticket.request
-    assert isinstance(request, CancelOrder)
-    order_id = request.order_id
-    if any(o.order_id == order_id for o in open_orders):
-        if final:
-            return OrderNotApplied(f"order {order_id} is still open: not cancelled", sent=True)
-        return OrderOutcomeUnknown(f"no reply to the cancel of {order_id}; the order is open")
-    mine = [r for r in records if r.order_id == order_id]
-    if any(r.status in (OrderRecordStatus.CLOSED, OrderRecordStatus.MATCHED) for r in mine):
-        return CancelAck(
-            order=request,
-            client_order_id=mine[0].client_order_id,
-            source=AckSource.REST,
-        )
-    if final:
-        return OrderNotApplied(f"the exchange knows no order {order_id} to cancel", sent=True)
-    return OrderOutcomeUnknown(f"no reply to the cancel of {order_id}, and no record of it")
-
-
-def modify_outcome(
-    ticket: Ticket,
-    *,
-    open_orders: Sequence[RestOpenOrder],
-    records: Sequence[OrderRecord],
-    final: bool,
-) -> Outcome:
-    """What a modify of unknown outcome did.
-
-    ``records`` are the v2.1 records of the order and of its client order id: an open order
-    with the same client order id and a higher order id in the same market is the replacement a
-    queue-changing modify opened; the order still open with the requested side, price and
-    quantity is an in-place modify.
-    """
-    request = ticket.request
-    assert isinstance(request, ModifyOrder)
-    order_id = request.order_id
-    current = next((o for o in open_orders if o.order_id == order_id), None)
-    if current is not None:
-        if (
-            _same(request.side, current.side)
-            and _same(request.price, current.price)
-            and _same(request.quantity, current.remaining_quantity)
-        ):
-            return ModifyAck(order=request, source=AckSource.REST)
-        if final:
-            return OrderNotApplied(f"order {order_id} is unchanged: not modified", sent=True)
-        return OrderOutcomeUnknown(f"no reply to the modify of {order_id}; it is unchanged")
-    own = next((r for r in records if r.order_id == order_id), None)
-    if own is not None and own.status is OrderRecordStatus.CLOSED:
-        successors = [
-            r.order_id
-            for r in records
-            if r.order_id > order_id
-            and r.market_code == own.market_code
-            and r.client_order_id == own.client_order_id
-            and r.client_order_id is not None
-        ]
-        if successors:
-            return ModifyAck(order=request, replaced_by=min(successors), source=AckSource.REST)
-    if final:
-        return OrderNotApplied(f"order {order_id} is no longer open: not modified", sent=True)
-    return OrderOutcomeUnknown(f"no reply to the modify of {order_id}, and no trace of it")

@@ -37,23 +37,20 @@ import attrs
 import trio
 import trio.lowlevel
 
-from flexconn._outbox_core import (
+from flexconn._outbox_core import Batch, OutboxCore
+from flexconn._outbox_types import (
     Ack,
     AckSource,
-    Batch,
     CancelAck,
     ModifyAck,
     OutboxConfig,
-    OutboxCore,
     OutboxStatistics,
     Outcome,
     PlaceAck,
     Ticket,
     TicketState,
-    cancel_outcome,
-    modify_outcome,
-    place_outcome,
 )
+from flexconn._reconcile import cancel_outcome, modify_outcome, place_outcome
 from flexconn.errors import (
     ConnectionClosed,
     FlexconnError,

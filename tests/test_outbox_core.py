@@ -9,20 +9,17 @@ from typing import Any
 import orjson
 import pytest
 
-from flexconn._outbox_core import (
+from flexconn._outbox_core import Batch, OutboxCore
+from flexconn._outbox_types import (
     AckSource,
-    Batch,
     CancelAck,
     ModifyAck,
     OutboxConfig,
-    OutboxCore,
     PlaceAck,
     Ticket,
     TicketState,
-    cancel_outcome,
-    modify_outcome,
-    place_outcome,
 )
+from flexconn._reconcile import cancel_outcome, modify_outcome, place_outcome
 from flexconn.errors import (
     InvalidOrderError,
     OrderNotApplied,

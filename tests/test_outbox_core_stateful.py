@@ -18,19 +18,17 @@ import orjson
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from flexconn._outbox_core import (
+from flexconn._outbox_core import OutboxCore
+from flexconn._outbox_types import (
     CancelAck,
     ModifyAck,
     OutboxConfig,
-    OutboxCore,
     Outcome,
     PlaceAck,
     Ticket,
     TicketState,
-    cancel_outcome,
-    modify_outcome,
-    place_outcome,
 )
+from flexconn._reconcile import cancel_outcome, modify_outcome, place_outcome
 from flexconn.errors import ExchangeError, OrderNotApplied, RateLimitError
 from flexconn.models.enums import OrderType, Side, TimeInForce
 from flexconn.models.orders import CancelOrder, LimitOrder, ModifyOrder
