@@ -74,6 +74,9 @@ class OutboxConfig:
         max_rate_limit_retries: how often one order is resent after ``20007`` before the
             :class:`~flexconn.errors.RateLimitError` is its outcome.
         lookup_margin_ms: how far before the send REST lookups reach (clock skew).
+        reconcile_timeout: the longest the REST seeding and lookups after a reconnect may hold
+            the connection back from CONNECTED; requests still unsettled then end with
+            :class:`~flexconn.errors.OrderOutcomeUnknown`.
     """
 
     commands_per_second: float = attrs.field(default=50.0, validator=_positive)
@@ -93,6 +96,7 @@ class OutboxConfig:
     max_rate_limit_backoff: float = attrs.field(default=4.0, validator=_positive)
     max_rate_limit_retries: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     lookup_margin_ms: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
+    reconcile_timeout: float = attrs.field(default=30.0, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
         if self.orders_per_second is not None and not self.orders_per_second > 0:

@@ -275,15 +275,25 @@ class Outbox:
         if self._rest is None:
             self._give_up(unknown, "the reply was lost and there is no REST client to look it up")
             return
-        try:
-            snapshot = (await self._rest.open_orders()).data
-        except FlexconnError as exc:
-            log.warning("cannot seed open orders over REST: %s", exc)
-            self.orders.abort_sync()
-            self._give_up(unknown, f"the reply was lost and REST failed: {exc}")
-            return
-        self.orders.finish_sync(snapshot)
-        await self._look_up(unknown, final=True, snapshot=snapshot)
+        seconds = self.config.reconcile_timeout
+        with trio.move_on_after(seconds) as scope:
+            try:
+                snapshot = (await self._rest.open_orders()).data
+            except FlexconnError as exc:
+                log.warning("cannot seed open orders over REST: %s", exc)
+                self.orders.abort_sync()
+                self.orders.resync_wanted = True  # try again once the session runs
+                self._give_up(unknown, f"the reply was lost and REST failed: {exc}")
+                return
+            self.orders.finish_sync(snapshot)
+            await self._look_up(unknown, final=True, snapshot=snapshot)
+        if scope.cancelled_caught:
+            # The connection must not wait on REST for ever: what is left stays unknown.
+            log.warning("reconciliation took over %g s; giving up on the rest", seconds)
+            if not self.orders.synced:
+                self.orders.abort_sync()
+                self.orders.resync_wanted = True
+            self._give_up(unknown, f"looking it up took over {seconds:g} s")
 
     async def run_session(self) -> None:
         """The per-session tasks: sender and expiry; on exit, in-flight requests are UNKNOWN."""

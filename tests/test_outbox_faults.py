@@ -281,3 +281,37 @@ async def test_closing_the_connection_settles_waiting_callers(sim: Simulator) ->
     assert isinstance(error, OrderNotApplied) and not error.sent
     with pytest.raises(ConnectionClosed):
         await conn.place(bid(2))
+
+
+async def test_reconciliation_is_bounded_and_the_open_orders_resync_afterwards(
+    sim: Simulator,
+) -> None:
+    config = OutboxConfig(reconcile_timeout=0.2)
+    async with trading(sim, outbox=config) as conn:
+        # Replies held back (notices are not), the socket dies after one frame, and on the next
+        # socket every reply, REST ones included, comes half a second late.
+        sim.faults.delay_replies(0.5)
+        sim.faults.drop_after(1)
+        outcomes = await conn.place_many([bid(i) for i in range(3)])
+        assert isinstance(outcomes[0], PlaceAck)
+        assert outcomes[0].source is AckSource.ORDER_CHANNEL
+        for outcome in outcomes[1:]:
+            assert isinstance(outcome, OrderOutcomeUnknown) and "took over 0.2 s" in str(outcome)
+        assert not conn.orders.synced
+        await wait_until(lambda: conn.orders.synced)  # re-seeded once the session runs
+        assert tracked(conn) == engine_orders(sim) and len(engine_orders(sim)) == 3
+        sim.faults.delay_replies(0)
+
+
+async def test_a_failing_rest_leaves_lost_replies_unknown_and_resyncs_later(
+    sim: Simulator,
+) -> None:
+    async with trading(sim) as conn:
+        sim.faults.fail_next("GET /v2/orders", "20001", times=3)  # every retry of the seed
+        sim.faults.drop_after(1)
+        outcomes = await conn.place_many([bid(i) for i in range(3)])
+        assert isinstance(outcomes[0], PlaceAck)
+        for outcome in outcomes[1:]:
+            assert isinstance(outcome, OrderOutcomeUnknown) and "REST failed" in str(outcome)
+        await wait_until(lambda: conn.orders.synced)
+        assert tracked(conn) == engine_orders(sim) and len(engine_orders(sim)) == 3
