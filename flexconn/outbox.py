@@ -7,8 +7,9 @@ Design note. A :class:`Connection <flexconn.connection.Connection>` with credent
 * per session, a *sender* waits until something is queued and the rate limits allow a command
   (the socket's command bucket, which every command shares, and the per-account order bucket for
   place and modify), then packs whatever has accumulated into one command and sends it. When idle
-  a lone request leaves at once; requests arriving while a send or the limiter is busy leave
-  together next time: batching is natural, never a delay;
+  a lone request leaves at once (its caller writes it, sparing a task switch); requests arriving
+  while a send or the limiter is busy leave together next time: batching is natural, never a
+  delay;
 * per session, an *expiry* task moves requests whose reply is overdue to UNKNOWN and looks them up
   over REST (never resending them);
 * the connection's reader hands every order reply to :meth:`Outbox.on_reply` and every
