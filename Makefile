@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy tests/conftest.py
 
 pytest: $(STAMP)
 	$(BIN)/pytest

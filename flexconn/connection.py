@@ -10,7 +10,9 @@ Design note. A :class:`Connection` owns three kinds of task, all inside one nurs
   signature) end the connection with that error instead of retrying in a storm.
 * per session, a *reader* decodes every frame (sans-IO, :func:`flexconn.protocol.decode`) and
   routes it: command replies resolve their waiters, channel updates go to the feeds, everything
-  else to the :meth:`Connection.events` stream.
+  else to the :meth:`Connection.events` stream. Depth snapshots for a live subscription are the
+  exception: routed on a peek at their text, they are decoded by the first consumer that takes
+  them (a ``latest`` feed conflates most of them away unread, and pays nothing for those).
 * per session, a *heartbeat* pings on an interval and declares the socket dead when neither a pong
   nor any other frame arrives in time, which catches half-open connections TCP does not notice.
 
@@ -21,6 +23,7 @@ The state machine of a session is linear and every step has a timeout::
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import random
@@ -61,7 +64,7 @@ from flexconn.errors import (
     SubscriptionError,
     TransportError,
 )
-from flexconn.feeds import Feed, FeedStatistics, StreamRestarted
+from flexconn.feeds import Deferred, Feed, FeedStatistics, StreamRestarted
 from flexconn.models.enums import DepthLevel, Side
 from flexconn.models.market import DepthUpdate, Trade, TradeUpdate
 from flexconn.models.notices import CancelAllNotice, OrderFailureNotice, OrderUpdate
@@ -80,7 +83,7 @@ from flexconn.outbox import (
     PlaceAck,
 )
 from flexconn.protocol import routing
-from flexconn.protocol.decode import decode
+from flexconn.protocol.decode import decode, peek_depth_key
 from flexconn.protocol.encode import encode
 from flexconn.ratelimit import TokenBucket
 from flexconn.transport import DEFAULT_TRANSPORT, Transport, TransportFactory, check_url
@@ -780,41 +783,68 @@ class Connection:
     # -- reader and heartbeat --------------------------------------------------------------------
 
     async def _reader(self, ws: Transport) -> None:
+        # Pay only for what is consumed: a depth frame for a live subscription is routed on a
+        # peek at its text and reaches the feeds undecoded (a Deferred), to be decoded by the
+        # first consumer that takes it; those a ``latest`` feed conflates away are never decoded.
+        # Everything else is decoded here.
+        receive = ws.receive
+        counters = self._counters
+        subs = self._subs
         while True:
-            frame = await ws.receive()
+            frame = await receive()
             self._last_inbound = trio.current_time()
-            self._counters["frames_in"] += 1
-            self._counters["bytes_in"] += len(frame)
+            counters["frames_in"] += 1
+            counters["bytes_in"] += len(frame)
+            key = peek_depth_key(frame)
+            if key is not None:
+                sub = subs.get(key) or subs.get(self._depth_variant(key))
+                if sub is not None and sub.held is None:
+                    deferred = _DeferredDepth(self, frame, key)
+                    if not self._offer(sub, deferred):
+                        await self._deliver(sub, deferred)
+                    continue
             try:
                 message = decode(frame)
             except RemoteProtocolError as exc:
-                self._counters["malformed"] += 1
-                log.warning("malformed frame from %s: %s", self.url, exc)
-                self._emit(
-                    ConnectionEvent(kind="malformed_frame", detail=str(exc), payload=exc.raw)
-                )
+                self._malformed(exc)
                 continue
-            await self._dispatch(message)
+            blocked = self._dispatch(message)
+            if blocked:
+                for sub, item in blocked:
+                    await self._deliver(sub, item)
 
-    async def _dispatch(self, message: object) -> None:
+    def _malformed(self, exc: RemoteProtocolError) -> None:
+        """Count and report a frame that could not be decoded (the connection goes on)."""
+        self._counters["malformed"] += 1
+        log.warning("malformed frame from %s: %s", self.url, exc)
+        self._emit(ConnectionEvent(kind="malformed_frame", detail=str(exc), payload=exc.raw))
+
+    def _dispatch(self, message: object) -> list[tuple[_Subscription, object]] | None:
+        """Route one decoded message; returns the deliveries that must wait for a full
+        ``BLOCK`` feed (the reader awaits them in order), if any.
+
+        Delivery is synchronous whenever every feed has room, so the reader pays no coroutine
+        per message; once one delivery has to wait, the rest of the message's wait behind it.
+        """
         # Order replies go to the outbox that sent the commands; order-channel messages keep
         # ``orders`` and settle requests whose reply was lost, then reach subscribers as usual.
         if isinstance(message, OrderReply) and self._outbox.on_reply(message):
-            return
+            return None
         if isinstance(message, OrderUpdate | OrderFailureNotice | CancelAllNotice):
             self._outbox.on_order_message(message)
         replies = routing.reply_keys(message)
         if replies:
             for key, error in replies:
                 self._resolve(key, error, message)
-            return
+            return None
         if isinstance(message, Greeting):
-            return  # the exchange greets every new socket with a nonce; nothing to do
+            return None  # the exchange greets every new socket with a nonce; nothing to do
         routed = routing.route(message)
         if routed is None:
             self._counters["unknown"] += 1
             self._emit(ConnectionEvent(kind="unknown_message", payload=message))
-            return
+            return None
+        blocked: list[tuple[_Subscription, object]] | None = None
         for key, item in routed:
             if isinstance(item, DepthUpdate) and key not in self._subs:
                 key = self._depth_variant(key)
@@ -829,7 +859,11 @@ class Connection:
                     item = sub.remember_trades(item)
                     if item is None:
                         continue
-                await self._deliver(sub, item)
+                if blocked is None and self._offer(sub, item):
+                    continue
+                blocked = blocked or []
+                blocked.append((sub, item))
+        return blocked
 
     def _resolve(self, key: str, error: ExchangeError | None, message: object) -> None:
         """Hand a reply to the command waiting for it."""
@@ -854,12 +888,23 @@ class Connection:
         The document lists the table of every depth variant as ``depth``; a server that sends it
         so for a ``depthL25`` subscription is still understood.
         """
-        market = key.partition(":")[2]
-        for level in DepthLevel:
-            candidate = f"{level.value}:{market}"
+        for candidate in _depth_candidates(key):
             if candidate in self._subs:
                 return candidate
         return key
+
+    def _offer(self, sub: _Subscription, item: object) -> bool:
+        """Deliver ``item`` if every feed takes it at once (no ``BLOCK`` feed is full), without
+        the cost of a coroutine; returns whether it did (if not, nothing was delivered)."""
+        feeds = sub.feeds
+        for feed in feeds:
+            if feed.policy is Backpressure.BLOCK and not feed.has_room():
+                return False
+        if sub.channel.conflatable:
+            sub.latest = item
+        for feed in feeds:
+            feed.put_nowait(item)
+        return True
 
     async def _deliver(self, sub: _Subscription, item: object) -> None:
         if sub.channel.conflatable:
@@ -962,6 +1007,50 @@ class Connection:
     def _emit(self, event: ConnectionEvent) -> None:
         for feed in self._events:
             feed.put_nowait(event)
+
+
+@functools.lru_cache(maxsize=1024)
+def _depth_candidates(key: str) -> tuple[str, ...]:
+    """The subscription keys of every depth variant of ``key``'s market, in level order."""
+    market = key.partition(":")[2]
+    return tuple(f"{level.value}:{market}" for level in DepthLevel)
+
+
+class _DeferredDepth(Deferred):
+    """A depth frame routed on :func:`~flexconn.protocol.decode.peek_depth_key`, decoded when a
+    consumer first takes it (a malformed one is then reported as if the reader had found it)."""
+
+    __slots__ = ("_conn", "_frame", "_key", "_message")
+
+    def __init__(self, conn: Connection, frame: str, key: str) -> None:
+        self._conn: Connection | None = conn
+        self._frame = frame
+        self._key = key
+        self._message: DepthUpdate | None = None
+
+    def resolve(self) -> DepthUpdate | None:
+        conn = self._conn
+        if conn is None:  # resolved before, by this feed or another one
+            return self._message
+        self._conn = None
+        try:
+            message = decode(self._frame)
+        except RemoteProtocolError as exc:
+            conn._malformed(exc)
+            return None
+        if (
+            not isinstance(message, DepthUpdate)
+            or len(message.data) != 1
+            or f"{message.level.value}:{message.data[0].market_code}" != self._key
+        ):
+            conn._malformed(
+                RemoteProtocolError(
+                    f"a frame that read as a {self._key} snapshot is something else", self._frame
+                )
+            )
+            return None
+        self._message = message
+        return message
 
 
 class LiveOrderBook:

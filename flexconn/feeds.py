@@ -12,13 +12,17 @@ driven by the connection's reader task. The policy decides what happens when the
 
 After a reconnect every feed receives a :class:`StreamRestarted` before fresh data, so a consumer
 always knows when data may be missing.
+
+A producer may also offer a :class:`Deferred` item: a message not decoded yet, which the feed
+resolves when the consumer takes it. Items a ``LATEST`` feed conflates away are thus never decoded.
 """
 
 from __future__ import annotations
 
+import abc
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
@@ -26,9 +30,24 @@ import trio
 from flexconn.config import Backpressure
 from flexconn.errors import FeedOverflow
 
-__all__ = ["Feed", "FeedStatistics", "StreamRestarted"]
+__all__ = ["Deferred", "Feed", "FeedStatistics", "StreamRestarted"]
 
 T = TypeVar("T")
+
+
+class Deferred(abc.ABC):
+    """A feed item that becomes its message only when a consumer takes it.
+
+    :meth:`resolve` returns the message, or ``None`` when there is none after all (the frame was
+    malformed: the producer reports that itself); the feed then moves on to its next item. Every
+    feed holding the same item gets the same result, computed once.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def resolve(self) -> Any:
+        """The message, or ``None`` if the item turned out to hold none."""
 
 
 @attrs.frozen(kw_only=True)
@@ -93,10 +112,14 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
         """Take the next item without waiting; raises ``trio.WouldBlock`` when none is ready."""
         if self._closed:
             raise trio.ClosedResourceError("feed was closed")
-        if self._items:
+        while self._items:
             item = self._items.popleft()
-            self._delivered += 1
             self._writers.unpark_all()
+            if isinstance(item, Deferred):
+                item = item.resolve()
+                if item is None:
+                    continue
+            self._delivered += 1
             return item
         if self._failure is not None:
             raise self._failure

@@ -49,6 +49,9 @@ class ChannelUpdate(Generic[ItemT]):
         this update holding only that key's items, in their original order.
         """
         channel = self.channel
+        data = self.data
+        if len(data) == 1:  # the common case: one item, one key, no grouping
+            return ((f"{channel}:{self.selector(data[0])}", self),)
         groups: dict[str, list[ItemT]] = {}
         for item in self.data:
             groups.setdefault(f"{channel}:{self.selector(item)}", []).append(item)

@@ -4,9 +4,11 @@ cattrs' generated functions are general; decoding an order notice with them cost
 ``orjson.loads``. The wire format here needs only a few conversions, so for each attrs class this
 module writes (and compiles once) a function that reads every field straight from the dict and
 converts it inline: ``int``/``str``/``bool`` values that already have the right type pass through
-after one ``type(v) is T`` test, decimal strings go straight to ``Decimal``, enums are one dict
-lookup. Anything else (the other spellings the codec accepts, nested models, tuples, per-field
-hooks) calls the converter's own hook, so the result is exactly what the slow path would give.
+after one ``type(v) is T`` test (``"True"``/``"False"`` strings are one lookup), decimal strings
+go straight to ``Decimal`` through a bounded cache of the strings already seen (prices and
+quantities repeat), enums are one dict lookup. Anything else (the other spellings the codec
+accepts, nested models, tuples, per-field hooks) calls the converter's own hook, so the result is
+exactly what the slow path would give.
 
 Errors keep their original exception with a note naming the attribute (``@ attribute price``),
 which :func:`flexconn.protocol.codec.describe_error` reports.
@@ -44,8 +46,28 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
     return False, tp
 
 
-def _bad_decimal(value: object) -> Decimal:
-    raise ValueError(f"not a finite number: {value!r}")
+#: Decimals already read from wire strings. The same prices, quantities and fees recur in
+#: message after message; a dict lookup is several times cheaper than ``Decimal(text)``, and
+#: a Decimal is immutable and exact whatever the context, so sharing one is sound. Bounded:
+#: emptied when full.
+_DECIMALS: dict[str, Decimal] = {}
+_DECIMALS_MAX = 4096
+
+
+def _decimal_text(value: str) -> Decimal:
+    """A finite Decimal from a wire string, remembered for the next time."""
+    result = Decimal(value)
+    if not result.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    if len(_DECIMALS) >= _DECIMALS_MAX:
+        _DECIMALS.clear()
+    _DECIMALS[value] = result
+    return result
+
+
+#: The boolean spellings the exchange sends as strings (``isTriggered: "False"``); any other
+#: spelling takes the converter's own hook.
+_BOOL_TEXT: dict[str, bool] = {"True": True, "False": False, "true": True, "false": False}
 
 
 def _setter(cls: type[Any], name: str) -> Callable[[Any, Any], None] | None:
@@ -98,8 +120,9 @@ def make_structure_fn(
         "_cls": cls,
         "_new": object.__new__,
         "_MISSING": _MISSING,
-        "_Decimal": Decimal,
-        "_bad_decimal": _bad_decimal,
+        "_decimal_get": _DECIMALS.get,
+        "_decimal_text": _decimal_text,
+        "_bool_text": _BOOL_TEXT,
         "_dict": dict,
         "_type": type,
         "_int": int,
@@ -254,11 +277,15 @@ def _inner_expression(index: int, tp: Any, conv: Converter, env: dict[str, Any])
     if tp is str:
         return f"v if _type(v) is _str else {slow}"
     if tp is bool:
-        return f"v if _type(v) is _bool else {slow}"
-    if tp is Decimal:
-        # Decimal() also accepts "NaN"/"Infinity": the finiteness test refuses them.
         return (
-            f"(x if (x := _Decimal(v)).is_finite() else _bad_decimal(v)) "
+            f"v if _type(v) is _bool else _bool_text[v] "
+            f"if _type(v) is _str and v in _bool_text else {slow}"
+        )
+    if tp is Decimal:
+        # Decimal() also accepts "NaN"/"Infinity": _decimal_text's finiteness test refuses them
+        # (only finite values are ever remembered).
+        return (
+            f"(x if (x := _decimal_get(v)) is not None else _decimal_text(v)) "
             f"if _type(v) is _str else {slow}"
         )
     if isinstance(tp, type) and issubclass(tp, Enum):

@@ -37,6 +37,7 @@ Routing rule (what the connection manager does with a message):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
@@ -78,7 +79,7 @@ from flexconn.models.replies import (
 )
 from flexconn.protocol.codec import converter, describe_error, structure_int, structure_str
 
-__all__ = ["PONG_FRAME", "ChannelMessage", "Message", "decode", "encode_message"]
+__all__ = ["PONG_FRAME", "ChannelMessage", "Message", "decode", "encode_message", "peek_depth_key"]
 
 #: The text frame answering a text ``ping``.
 PONG_FRAME: Final = "pong"
@@ -130,6 +131,26 @@ def _items(obj: dict[str, Any], cls: Any) -> tuple[Any, ...]:
     return tuple([hook(item, cls) for item in data])
 
 
+def _slot_setter(cls: type[Any], name: str) -> Callable[[Any, Any], None]:
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+# Depth snapshots are the most frequent frames: they are built by setting their slots directly,
+# which is what their frozen attrs ``__init__`` does (no validators, converters or hooks) minus
+# its keyword-call overhead.
+_new = object.__new__
+_SET_MARKET = _slot_setter(DepthSnapshot, "market_code")
+_SET_LEVEL = _slot_setter(DepthSnapshot, "level")
+_SET_TIMESTAMP = _slot_setter(DepthSnapshot, "timestamp")
+_SET_SEQ_NUM = _slot_setter(DepthSnapshot, "seq_num")
+_SET_CHECKSUM = _slot_setter(DepthSnapshot, "checksum")
+_SET_ASKS = _slot_setter(DepthSnapshot, "raw_asks")
+_SET_BIDS = _slot_setter(DepthSnapshot, "raw_bids")
+_SET_UPDATE_LEVEL = _slot_setter(DepthUpdate, "level")
+_SET_UPDATE_DATA = _slot_setter(DepthUpdate, "data")
+
+
 def _snapshot(item: Any, level: DepthLevel) -> DepthSnapshot:
     if type(item) is not dict:
         raise TypeError("a depth snapshot must be an object")
@@ -142,15 +163,14 @@ def _snapshot(item: Any, level: DepthLevel) -> DepthSnapshot:
         market = item["marketCode"]
     seq_num = item.get("seqNum")
     checksum = item.get("checksum")
-    snapshot = DepthSnapshot(
-        market_code=structure_str(market),
-        level=level,
-        timestamp=parse_depth_timestamp(item["timestamp"]),
-        seq_num=None if seq_num is None else structure_int(seq_num),
-        checksum=None if checksum is None else structure_int(checksum),
-        raw_asks=asks,
-        raw_bids=bids,
-    )
+    snapshot: DepthSnapshot = _new(DepthSnapshot)
+    _SET_MARKET(snapshot, market if type(market) is str else structure_str(market))
+    _SET_LEVEL(snapshot, level)
+    _SET_TIMESTAMP(snapshot, parse_depth_timestamp(item["timestamp"]))
+    _SET_SEQ_NUM(snapshot, None if seq_num is None else structure_int(seq_num))
+    _SET_CHECKSUM(snapshot, None if checksum is None else structure_int(checksum))
+    _SET_ASKS(snapshot, asks)
+    _SET_BIDS(snapshot, bids)
     if not numeric:
         # String levels (2020-12) are converted now: that is how they are validated.
         _ = snapshot.asks, snapshot.bids
@@ -162,7 +182,13 @@ def _depth_handler(level: DepthLevel) -> _Handler:
         data = obj["data"]
         if type(data) is not list:
             raise TypeError("data must be a list")
-        return DepthUpdate(level=level, data=tuple([_snapshot(item, level) for item in data]))
+        update: DepthUpdate = _new(DepthUpdate)
+        _SET_UPDATE_LEVEL(update, level)
+        if len(data) == 1:
+            _SET_UPDATE_DATA(update, (_snapshot(data[0], level),))
+        else:
+            _SET_UPDATE_DATA(update, tuple([_snapshot(item, level) for item in data]))
+        return update
 
     return handle
 
@@ -187,15 +213,27 @@ def _account_handler(cls: type[BalanceUpdate] | type[PositionUpdate]) -> _Handle
 
 def _items_handler(update_cls: type[Any], item_cls: Any) -> _Handler:
     # ``update_cls(data=...)`` without the keyword-call overhead: the update classes have no
-    # validators, so setting the two slots directly is what their __init__ does.
+    # validators, so setting the two slots directly is what their __init__ does. The item hook
+    # is looked up once, on first use (after every model module has registered its hooks), and
+    # kept here: looking up a union such as ``OrderEvent`` hashes it on every call.
     new = object.__new__
     set_data = update_cls.data.__set__
     set_table = update_cls.table.__set__
     table = attrs.fields(update_cls).table.default
+    hooks: list[Callable[[Any, Any], Any]] = []
 
     def handle(obj: dict[str, Any]) -> Message:
+        data = obj["data"]
+        if type(data) is not list:
+            raise TypeError("data must be a list")
+        if not hooks:
+            hooks.append(converter.get_structure_hook(item_cls))
+        hook = hooks[0]
         update: Message = new(update_cls)
-        set_data(update, _items(obj, item_cls))
+        if len(data) == 1:  # the common case, without building a comprehension
+            set_data(update, (hook(data[0], item_cls),))
+        else:
+            set_data(update, tuple([hook(item, item_cls) for item in data]))
         set_table(update, table)
         return update
 
@@ -293,6 +331,42 @@ def decode(frame: str | bytes) -> Message:
         raise RemoteProtocolError(
             f"malformed {what!r} message: {describe_error(exc)}", frame
         ) from exc
+
+
+_DEPTH_TABLES: Final = frozenset(level.value for level in DepthLevel)
+# The keys that route a depth frame, each with its value when that is a plain string. A key
+# inside a string value cannot match: its quotes are escaped there.
+_ROUTING_KEYS: Final = re.compile(r'"(table|instrumentId|marketCode)"\s*:\s*(?:"([^"\\]*)")?')
+
+
+def peek_depth_key(frame: str | bytes) -> str | None:
+    """The subscription key of a depth frame (``depth:BTC-USD``), read without parsing it.
+
+    A reader that may never need a snapshot (a ``latest`` feed conflates most of them away) can
+    route it on this cheap look at the text (one regular-expression scan) and leave
+    :func:`decode` to whoever reads it. Only an unambiguous frame gets a key: text whose only
+    routing keys are one ``"table"`` naming a depth table and one ``"instrumentId"``, both plain
+    strings (so one snapshot, of that market); anything else gives ``None``: decode it now. A
+    frame that decodes to a depth update with one snapshot routes to exactly this key; any other
+    frame with a key is not what its text suggests (malformed, or the routing keys sit elsewhere
+    than in a snapshot), which only decoding reveals: a reader routing on the peek checks that
+    when it decodes.
+    """
+    if type(frame) is not str:
+        return None
+    found = _ROUTING_KEYS.findall(frame)
+    if len(found) != 2:
+        return None
+    (first, first_value), (second, second_value) = found
+    if first == "table" and second == "instrumentId":
+        table, market = first_value, second_value
+    elif first == "instrumentId" and second == "table":
+        table, market = second_value, first_value
+    else:
+        return None
+    if not market or table not in _DEPTH_TABLES:
+        return None
+    return f"{table}:{market}"
 
 
 def encode_message(message: Message) -> str:

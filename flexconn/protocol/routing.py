@@ -6,6 +6,7 @@ decoded message as a reply (and to which command), or route it to subscription k
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -111,6 +112,7 @@ def route(message: object) -> tuple[tuple[str, Any], ...] | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def subscription_keys(key: str) -> tuple[str, ...]:
     """The subscriptions that receive an item routed to ``key``: itself, and ``<channel>:all``
     for channels that have one (``order:BTC-USD`` -> ``order:BTC-USD``, ``order:all``)."""
