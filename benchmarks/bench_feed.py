@@ -327,7 +327,9 @@ def asyncio_loop(url: str, case: Case, seconds: float, window: Window) -> dict[s
     from websockets.asyncio.client import connect
 
     async def run() -> dict[str, float]:
-        async with connect(url) as ws:
+        # Defaults, except that leaving does not wait 10 s for the firehose to drain past
+        # the closing handshake (outside the measured window).
+        async with connect(url, close_timeout=0.2) as ws:
             for command in case.commands():
                 await ws.send(command)
             loads = orjson.loads
@@ -634,30 +636,35 @@ def _report(results: dict[str, dict[str, list[dict[str, float]]]], markets: list
     def median(case: str, name: str) -> float:
         return statistics.median(r["rate"] for r in results[case][name])
 
-    print("\ngoals (medians)")
+    print("\ngoals (medians; flexconn on its default transport)")
     for case in ("depth + trade", "order notices"):
-        ours = median(case, "flexconn (sans-IO, default)")
-        checks = [
-            ("trio-websocket loop", 0.7),
-            ("asyncio websockets loop", 1.0),
-            ("websocket-client loop", 4.0),
-        ]
-        for baseline, goal in checks:
-            ratio = ours / median(case, baseline)
-            verdict = "met" if ratio >= goal else "MISSED"
-            print(f"  {case}: flexconn / {baseline} = {ratio:.2f} (goal >= {goal:g}) {verdict}")
+        for ours in ("flexconn (sans-IO, default)", "flexconn (sans-IO), draining"):
+            rate = median(case, ours)
+            for baseline, goal in (
+                ("trio-websocket loop", 0.7),
+                ("asyncio websockets loop", 1.0),
+                ("websocket-client loop", 4.0),
+            ):
+                ratio = rate / median(case, baseline)
+                verdict = "met" if ratio >= goal else "MISSED"
+                print(f"  {case}: {ours} / {baseline} = {ratio:.2f} (>= {goal:g}) {verdict}")
+        capacity = median(case, "simulator capacity (raw reader)")
         clients = [n for n in results[case] if not n.startswith("simulator")]
-        fastest = max(clients, key=lambda n: median(case, n))
-        headroom = median(case, "simulator capacity (raw reader)") / median(case, fastest)
-        verdict = "met" if headroom >= 2 else "MISSED"
-        print(
-            f"  {case}: simulator capacity / fastest client ({fastest}) = {headroom:.2f} "
-            f"(goal >= 2) {verdict}"
-        )
+        for label, names in (
+            ("fastest client", clients),
+            ("fastest flexconn", [n for n in clients if n.startswith("flexconn")]),
+        ):
+            fastest = max(names, key=lambda n: median(case, n))
+            headroom = capacity / median(case, fastest)
+            verdict = "met" if headroom >= 2 else "MISSED"
+            print(
+                f"  {case}: simulator capacity / {label} ({fastest}) = {headroom:.2f} (>= 2) "
+                f"{verdict}"
+            )
     case = "latest, slow consumer"
     ratio = median(case, "flexconn latest (sans-IO)") / median(case, "trio-websocket loop")
     verdict = "met" if ratio >= 2 else "MISSED"
-    print(f"  {case}: flexconn absorbed / trio-websocket loop = {ratio:.2f} (goal >= 2) {verdict}")
+    print(f"  {case}: flexconn absorbed / trio-websocket loop = {ratio:.2f} (>= 2) {verdict}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ from flexconn.errors import (
     TransportError,
 )
 from flexconn.feeds import Deferred, Feed, FeedStatistics, StreamRestarted
+from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import DepthLevel, Side
 from flexconn.models.market import DepthUpdate, Trade, TradeUpdate
 from flexconn.models.notices import CancelAllNotice, OrderFailureNotice, OrderUpdate
@@ -832,13 +833,14 @@ class Connection:
             return None
         if isinstance(message, OrderUpdate | OrderFailureNotice | CancelAllNotice):
             self._outbox.on_order_message(message)
-        replies = routing.reply_keys(message)
-        if replies:
-            for key, error in replies:
-                self._resolve(key, error, message)
-            return None
-        if isinstance(message, Greeting):
-            return None  # the exchange greets every new socket with a nonce; nothing to do
+        if not isinstance(message, ChannelUpdate):  # (channel updates are never replies)
+            replies = routing.reply_keys(message)
+            if replies:
+                for key, error in replies:
+                    self._resolve(key, error, message)
+                return None
+            if isinstance(message, Greeting):
+                return None  # the exchange greets every new socket with a nonce; nothing to do
         routed = routing.route(message)
         if routed is None:
             self._counters["unknown"] += 1
