@@ -34,7 +34,7 @@ from chaos.helpers import all_tasks, channel_ids, open_channels
 from flexconn import channels
 from flexconn.auth import Credentials
 from flexconn.config import Heartbeat, ReconnectPolicy
-from flexconn.connection import Connection, ConnectionState, open_connection
+from flexconn.connection import Connection, ConnectionEvent, ConnectionState, open_connection
 from flexconn.errors import ExchangeError, FlexconnError, OrderNotApplied
 from flexconn.feeds import Feed, StreamRestarted
 from flexconn.models.enums import DepthLevel, OrderStatus, Side, TimeInForce
@@ -81,6 +81,13 @@ class Record:
 async def consume(feed: Feed[Any], record: Record) -> None:
     async for item in feed:
         record.items.append((trio.current_time(), item))
+
+
+async def note_connected(events: Feed[ConnectionEvent], moments: list[float]) -> None:
+    """Record when the connection (re)reaches CONNECTED."""
+    async for event in events:
+        if isinstance(event, ConnectionEvent) and event.state is ConnectionState.CONNECTED:
+            moments.append(trio.current_time())
 
 
 @attrs.define
@@ -212,7 +219,7 @@ async def test_trading_and_feeds_survive_a_seeded_fault_schedule(
     assert run.book_failures == 0, "fragmented or delayed frames corrupted a depth snapshot"
     check_requests(run.trader.requests, run.truth)
     assert run.truth.client_orders == run.truth.open_orders, "conn.orders differs from the exchange"
-    check_fills(run.records["order"], run.truth, run.history, run.wall_offset)
+    check_fills(run.records["order"], run.connected_at, run.truth, run.history, run.wall_offset)
     assert all_tasks() == tasks_before
     assert open_channels(channels_before) == []
 
@@ -229,6 +236,7 @@ class Run:
     wall_offset: float  # time.time() minus trio.current_time()
     book_failures: int
     public_trades: list[int]
+    connected_at: list[float]  # trio times the connection (re)reached CONNECTED
 
 
 async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSchedule) -> Run:
@@ -238,6 +246,7 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
         assert target.hostname is not None and target.port is not None
         creds = Credentials(sim.demo_key.api_key, sim.demo_key.api_secret)
         records = {name: Record(name) for name in ("depth", "trade", "order")}
+        connected_at: list[float] = []
         wall_offset = time.time() - trio.current_time()
         async with (
             RestClient(sim.rest_url, creds) as rest,
@@ -255,12 +264,14 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
             conn.subscribe(channels.depth(MARKET, DepthLevel.L25)) as depth,
             conn.subscribe(channels.trade(MARKET), backfill=rest) as trades,
             conn.subscribe(channels.order()) as orders,
+            conn.events() as events,
             conn.order_book(MARKET, level=DepthLevel.L25) as live,
             trio.open_nursery() as nursery,
         ):
             nursery.start_soon(consume, depth, records["depth"])
             nursery.start_soon(consume, trades, records["trade"])
             nursery.start_soon(consume, orders, records["order"])
+            nursery.start_soon(note_connected, events, connected_at)
             trader = Trader(conn, records["depth"], seed)
             async with trio.open_nursery() as requests:
                 async with trio.open_nursery() as issuing:
@@ -308,6 +319,7 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
         wall_offset=wall_offset,
         book_failures=book_failures,
         public_trades=public,
+        connected_at=connected_at,
     )
 
 
@@ -378,9 +390,18 @@ def check_requests(requests: list[Request], truth: Truth) -> None:
 
 
 def check_fills(
-    record: Record, truth: Truth, history: list[AppliedFault], wall_offset: float
+    record: Record,
+    connected_at: list[float],
+    truth: Truth,
+    history: list[AppliedFault],
+    wall_offset: float,
 ) -> None:
-    """Every fill was on the order channel unless it fell in an outage; none was made up."""
+    """Every fill was on the order channel unless it fell in an outage; none was made up.
+
+    An outage runs from a disruptive fault (less the bytes in flight) until the connection is
+    CONNECTED again, its order channel resubscribed (the continuity marker comes earlier, right
+    after login).
+    """
     seen = {
         event.match_id
         for _, item in record.items
@@ -391,11 +412,10 @@ def check_fills(
     fills = {trade.match_id: trade for trade in truth.fills}
     assert fills, "the scenario made no fill"
     assert seen <= set(fills), "a fill was reported that the exchange never made"
-    markers = sorted(t for t, _ in record.markers())
     outages = []
     for applied in history:
         if applied.fault.kind.disruptive and applied.connections:
-            back = next((t for t in markers if t > applied.at), markers[-1])
+            back = next((t for t in connected_at if t > applied.at), connected_at[-1])
             outages.append((applied.at - IN_FLIGHT, back))
     for match_id, trade in fills.items():
         if match_id in seen:
