@@ -251,7 +251,7 @@ def parse_place(data: Any, markets: Mapping[str, object], now_ms: int) -> PlaceC
             return parsed_id
         client_order_id = parsed_id
     tif_raw = data.get("timeInForce")
-    if tif_raw is not None and tif_raw not in _TIME_IN_FORCE:
+    if tif_raw is not None and (not isinstance(tif_raw, str) or tif_raw not in _TIME_IN_FORCE):
         return _reject("20018")
     tif = TimeInForce(tif_raw) if tif_raw is not None else TimeInForce.GTC
     price: Decimal | None = None
@@ -282,7 +282,7 @@ def parse_place(data: Any, markets: Mapping[str, object], now_ms: int) -> PlaceC
         if side is Side.SELL and limit > stop:
             return _reject("20030", OrderStatus.STOP_PRICE_LESS_THAN_LIMIT_PRICE, **stop_fields)
     trigger = data.get("triggerType")
-    if trigger is not None and trigger not in _TRIGGER_TYPES:
+    if trigger is not None and (not isinstance(trigger, str) or trigger not in _TRIGGER_TYPES):
         return _reject("20033")
     late = _recv_window(data, now_ms)
     if late is not None:

@@ -729,6 +729,24 @@ def test_validation_never_raises_and_only_returns_documented_codes(data: Any) ->
             assert result.message == ERROR_CODES[result.code][0]
 
 
+@pytest.mark.parametrize("field", ["timeInForce", "triggerType"])
+@pytest.mark.parametrize("value", [[], {}, ["GTC"]])
+def test_unhashable_enum_values_are_refused_not_raised(field: str, value: Any) -> None:
+    # Found by hypothesis: a JSON list as timeInForce once raised TypeError inside the server.
+    order = {
+        "marketCode": "BTC-USD-SWAP-LIN",
+        "side": "BUY",
+        "orderType": "STOP",
+        "quantity": "1",
+        "stopPrice": "100",
+        "limitPrice": "101",
+        field: value,
+    }
+    result = parse_place(order, _MARKETS, int(time.time() * 1000))
+    assert isinstance(result, Rejection)
+    assert result.code == ("20018" if field == "timeInForce" else "20033")
+
+
 @given(_orders)
 def test_accepted_orders_satisfy_every_documented_rule(data: dict[str, Any]) -> None:
     result = parse_place(data, _MARKETS, int(time.time() * 1000))
