@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal, InvalidOperation
-from typing import Any, NoReturn, TypeAlias
+from typing import NoReturn, TypeAlias
 
 import attrs
 import trio
@@ -33,6 +33,11 @@ from flexconn.sim import Simulator, serve
 from flexconn.transport import check_url
 
 __all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_REST_PORT",
+    "DEFAULT_REST_URL",
+    "DEFAULT_WS_PORT",
+    "DEFAULT_WS_URL",
     "ENV_API_KEY",
     "ENV_API_SECRET",
     "ENV_REST_URL",
@@ -44,11 +49,16 @@ __all__ = [
     "Target",
     "add_connection_options",
     "add_logging_options",
+    "configure_logging",
     "connect_to",
     "credentials_from",
     "emit",
     "fail",
+    "nonnegative_float",
     "open_target",
+    "positive_decimal",
+    "positive_float",
+    "positive_int",
     "run",
 ]
 
@@ -388,10 +398,3 @@ def _expected(exc: BaseException) -> CliError | None:
     if isinstance(exc, ValueError):
         return CliError(str(exc), status=2)
     return None
-
-
-def describe(value: Any) -> str:
-    """A short human form of a Decimal-ish value for tables ("-" for none)."""
-    if value is None:
-        return "-"
-    return format(value, "f") if hasattr(value, "as_tuple") else str(value)
