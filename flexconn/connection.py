@@ -473,7 +473,13 @@ class Connection:
             feed.put_nowait(sub.latest)
         try:
             if first and self._state is ConnectionState.CONNECTED:
-                await self._subscribe_now([key])
+                try:
+                    await self._subscribe_now([key])
+                except ConnectionClosed:
+                    # The socket died before the exchange answered: the channel is registered,
+                    # so the reconnect's resubscription serves it (or the feed ends with the
+                    # connection's final error if it never comes back).
+                    log.info("socket lost while subscribing to %s; resubscribing on reconnect", key)
             yield feed
         finally:
             feed.close()

@@ -381,3 +381,29 @@ async def test_subscribing_during_a_reconnect_is_served_once_connected(
             update = await trades.receive()
             assert isinstance(update, TradeUpdate)
             assert conn.state is ConnectionState.CONNECTED
+
+
+async def test_a_subscribe_cut_off_by_a_drop_is_served_after_the_reconnect(
+    sim: Simulator, transport: TransportFactory
+) -> None:
+    async with (
+        open_connection(sim.ws_url, reconnect=FAST_RETRY, transport=transport) as conn,
+        conn.subscribe(channels.ticker(MARKET)) as tickers,
+    ):
+        await tickers.receive()
+        got: list[TradeUpdate] = []
+
+        async def late_subscriber() -> None:
+            # An unauthenticated socket may send one command a second: this one waits for its
+            # token, and the socket drops meanwhile.
+            async with conn.subscribe(channels.trade(MARKET)) as trades:
+                update = await trades.receive()
+                assert isinstance(update, TradeUpdate)
+                got.append(update)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(late_subscriber)
+            await trio.testing.wait_all_tasks_blocked()
+            sim.faults.drop_all()
+        assert len(got) == 1 and got[0].data[0].market_code == MARKET
+        assert conn.stats().reconnects == 1
