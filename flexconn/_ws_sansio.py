@@ -147,7 +147,7 @@ class SansioTransport:
             ConnectionClosed: the connection is closed or closing.
         """
         if self._closed is not None:
-            raise self._closed
+            raise self._closed_error()
         with _translated():
             async with self._send_lock:
                 self._protocol.send_text(text.encode())
@@ -160,7 +160,7 @@ class SansioTransport:
             ConnectionClosed: the connection closed before the pong arrived.
         """
         if self._closed is not None:
-            raise self._closed
+            raise self._closed_error()
         payload = next(self._ping_ids).to_bytes(4, "big")
         arrived = self._pings[payload] = trio.Event()
         try:
@@ -170,7 +170,7 @@ class SansioTransport:
                     await self._write_pending()
             await arrived.wait()
             if payload in self._pings and self._closed is not None:
-                raise self._closed  # woken by the close, not by a pong
+                raise self._closed_error()  # woken by the close, not by a pong
         finally:
             self._pings.pop(payload, None)
 
@@ -203,14 +203,16 @@ class SansioTransport:
     async def _read(self) -> None:
         """Read one chunk from the socket and process every frame in it."""
         if self._closed is not None:
-            raise self._closed
+            raise self._closed_error()
         protocol = self._protocol
         self._reading = True
         try:
             with _translated():
                 data = await self._stream.receive_some(self._receive_bytes)
-        except ConnectionClosed as exc:
-            self._close_with(exc)
+        except TransportError as exc:
+            self._close_with(
+                exc if isinstance(exc, ConnectionClosed) else ConnectionClosed(str(exc))
+            )
             raise
         finally:
             self._reading = False
@@ -301,6 +303,12 @@ class SansioTransport:
             return "closed by peer: code 1006 (no close frame)"
         text = f"closed by peer: code {close.code}"
         return f"{text} ({close.reason})" if close.reason else text
+
+    def _closed_error(self) -> ConnectionClosed:
+        """A fresh exception for an operation on the closed connection (raising the one stored
+        over and over would grow its traceback with every raise)."""
+        assert self._closed is not None
+        return ConnectionClosed(self._closed.reason)
 
     def _close_with(self, error: ConnectionClosed) -> None:
         """Remember why the connection is over and wake every ping still waiting."""
