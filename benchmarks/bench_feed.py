@@ -18,7 +18,9 @@ Contenders: bare loops that parse every frame with ``orjson.loads`` and do nothi
 trio-websocket (defaults), asyncio + websockets (defaults; its own process), websocket-client (the
 exchange's adapter pattern, defaults) and flexconn's sans-IO transport alone; then flexconn's
 connection on each transport, one consumer task per feed reading every typed message
-(``BLOCK`` feeds) or slowly (``latest``). A raw socket reader that only counts frame headers
+(``BLOCK`` feeds) or slowly (``latest``). The consumers iterate their feeds (``async for``, a trip
+through trio's scheduler per message); the "draining" variant takes what is already buffered with
+``receive_nowait()`` after each ``receive()``. A raw socket reader that only counts frame headers
 measures what the simulator can push to one connection at all (its capacity).
 
 Processes: the simulator runs in its own process, the trio and synchronous contenders in a

@@ -269,7 +269,7 @@ async def test_a_pending_ping_fails_when_the_connection_drops(
             with pytest.raises(ConnectionClosed):
                 await ws.receive()
 
-        with trio.fail_after(2):
+        with trio.fail_after(1):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(read)
                 with pytest.raises(ConnectionClosed):
@@ -358,7 +358,7 @@ async def test_a_silent_server_is_a_connect_timeout(
     # Real time (a short timeout): the connect runs on real sockets.
     async with scripted_server(echo, answer=False) as url:
         start = trio.current_time()
-        with trio.fail_after(2), pytest.raises(ConnectTimeout):
+        with trio.fail_after(1), pytest.raises(ConnectTimeout):
             async with transport(url, ssl_context=None, connect_timeout=0.3):
                 pytest.fail("must not connect")
         assert trio.current_time() - start >= 0.3
@@ -387,7 +387,7 @@ async def test_invalid_utf8_in_a_text_message_closes_the_connection(
         await echo(peer)
 
     async with scripted_server(garbage) as url:
-        with trio.fail_after(2):
+        with trio.fail_after(1):
             async with transport(url, ssl_context=None, connect_timeout=5) as ws:
                 with pytest.raises(ConnectionClosed):
                     await ws.receive()
