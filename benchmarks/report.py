@@ -211,7 +211,7 @@ def latency_plot(result: dict[str, Any], path: Path) -> bool:
         names = [n for n, v in grp["series"].items() if v]
         unit, scale = _display_unit(grp["unit"])
         data = [[v * scale for v in grp["series"][n]] for n in names]
-        ax.boxplot(data, vert=False, tick_labels=names, showfliers=True, whis=(1, 99))
+        ax.boxplot(data, orientation="horizontal", tick_labels=names, whis=(1, 99))
         low = min(min(d) for d in data)
         high = max(max(d) for d in data)
         if low > 0 and high / low > 100:
