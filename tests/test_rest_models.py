@@ -247,6 +247,60 @@ def test_order_results() -> None:
     assert wire(cancelled) == frame("cancel_orders")
 
 
+_ACCOUNT_ID_BODIES = [
+    ("accountinfo", rest.AccountInfoReply),
+    ("balances_2020", rest.BalancesReply),
+    ("positions_2020", rest.PositionsReply),
+    ("trades", rest.AccountTradesReply),
+    ("orders_2020", rest.OpenOrdersReply),
+    ("orders_v21", rest.OrderRecordsReply),
+    ("cancel_all_market_2020", rest.CancelAllReply),
+    ("place_orders", rest.OrderResultsReply),
+    ("delivery_submit", rest.DeliverySubmitReply),
+    ("delivery_cancel_ok", rest.DeliveryCancelReply),
+]
+
+
+def _with_account_id(body: Any, value: object) -> Any:
+    """``body`` with every ``accountId`` (nested ones too) replaced by ``value``."""
+    if isinstance(body, dict):
+        return {
+            k: value if k == "accountId" else _with_account_id(v, value) for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [_with_account_id(item, value) for item in body]
+    return body
+
+
+def _account_ids(obj: object) -> list[object]:
+    found: list[object] = []
+    if attrs.has(type(obj)):
+        for field in attrs.fields(type(obj)):
+            value = getattr(obj, field.name)
+            if field.name == "account_id":
+                found.append(value)
+            else:
+                found += _account_ids(value)
+    elif isinstance(obj, tuple):
+        for item in obj:
+            found += _account_ids(item)
+    return found
+
+
+@pytest.mark.parametrize(("name", "cls"), _ACCOUNT_ID_BODIES)
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("<Your Account ID>", "<Your Account ID>"), ("677473", "677473"), (677473, "677473")],
+)
+def test_account_id_is_a_string_whatever_the_body_holds(
+    name: str, cls: type[Any], given: object, expected: str
+) -> None:
+    # The documents type accountId STRING and show placeholders; a number is read leniently.
+    reply = converter.structure(_with_account_id(frame(name), given), cls)
+    ids = _account_ids(reply)
+    assert ids and all(value == expected for value in ids), ids
+
+
 def test_error_reply() -> None:
     err = decode("error", rest.RestErrorReply)
     assert (err.success, err.code, err.message) == (False, "20000", "Signature is invalid")

@@ -34,7 +34,7 @@ class BalanceUpdate(ChannelUpdate[Balance]):
 
     WILDCARD: ClassVar[bool] = True
 
-    account_id: int
+    account_id: str
     timestamp: int
     trade_type: str | None = None
     data: tuple[Balance, ...]
@@ -73,7 +73,7 @@ class PositionUpdate(ChannelUpdate[Position]):
 
     WILDCARD: ClassVar[bool] = True
 
-    account_id: int
+    account_id: str
     timestamp: int
     data: tuple[Position, ...]
     table: str = attrs.field(default="position", init=False)

@@ -57,7 +57,7 @@ class _Timed:
 class OrderOpened(_Timed):
     """An order is now working (also the replacement after a queue-changing modify)."""
 
-    account_id: int | None = None
+    account_id: str | None = None
     market_code: str
     order_id: int
     client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
@@ -79,7 +79,7 @@ class OrderOpened(_Timed):
 class OrderModified(_Timed):
     """An order's quantity was reduced in place (same order id, same queue position)."""
 
-    account_id: int | None = None
+    account_id: str | None = None
     market_code: str
     order_id: int
     client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
@@ -101,7 +101,7 @@ class OrderModified(_Timed):
 class OrderClosed(_Timed):
     """An order left the book without (further) fills; ``status`` says why."""
 
-    account_id: int | None = None
+    account_id: str | None = None
     market_code: str
     order_id: int
     client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
@@ -124,7 +124,7 @@ class OrderClosed(_Timed):
 class OrderRejected(_Timed):
     """The engine refused an order, cancel or modify; often without market or order id."""
 
-    account_id: int | None = None
+    account_id: str | None = None
     market_code: str | None = None
     order_id: int | None = None
     client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
@@ -144,7 +144,7 @@ class OrderRejected(_Timed):
 class OrderMatched(_Timed):
     """An order traded ``match_quantity`` at ``match_price`` (one notice per match)."""
 
-    account_id: int | None = None
+    account_id: str | None = None
     market_code: str
     order_id: int
     client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
