@@ -8,6 +8,8 @@ Build one with the constructors below (``channels.trade("BTC-USD-SWAP-LIN")``) o
 
 Which channels accept ``all`` (from the later API document): ``ticker``, ``market``, ``balance``,
 ``position`` and ``order``. ``trade``, the depth channels and candles need a market code.
+``liquidationRFQ`` takes neither: it is subscribed by its bare name (its ``selector`` is ``""``
+and its wire form has no colon), and every market's items arrive on it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import attrs
 from flexconn.errors import ValidationError
 from flexconn.models.account import BalanceUpdate, PositionUpdate
 from flexconn.models.enums import CandleGranularity, DepthLevel
+from flexconn.models.liquidation import LIQUIDATION_RFQ, LiquidationRFQUpdate
 from flexconn.models.market import (
     CandleUpdate,
     DepthUpdate,
@@ -31,6 +34,7 @@ from flexconn.models.notices import CancelAllNotice, OrderFailureNotice, OrderUp
 
 __all__ = [
     "ALL",
+    "BARE_CHANNELS",
     "PRIVATE_CHANNELS",
     "WILDCARD_CHANNELS",
     "Channel",
@@ -39,6 +43,7 @@ __all__ = [
     "candles",
     "depth",
     "futures_depth",
+    "liquidation_rfq",
     "market",
     "order",
     "position",
@@ -58,6 +63,8 @@ OrderMessage: TypeAlias = OrderUpdate | OrderFailureNotice | CancelAllNotice
 PRIVATE_CHANNELS: Final = frozenset({"balance", "position", "order"})
 #: Channels with an ``<name>:all`` subscription.
 WILDCARD_CHANNELS: Final = frozenset({"ticker", "market", "balance", "position", "order"})
+#: Channels subscribed by their bare name, without ``:<selector>``.
+BARE_CHANNELS: Final = frozenset({LIQUIDATION_RFQ})
 # Channels whose every message supersedes the previous one, so a slow consumer may skip to the
 # newest (depth snapshots, tickers, current candles, market data).
 _CONFLATABLE_PREFIXES: Final = ("depth", "futures/depth", "ticker", "candles", "market")
@@ -71,6 +78,7 @@ _FIXED: Final[dict[str, tuple[type[Any], ...]]] = {
     "balance": (BalanceUpdate,),
     "position": (PositionUpdate,),
     "order": (OrderUpdate, OrderFailureNotice, CancelAllNotice),
+    LIQUIDATION_RFQ: (LiquidationRFQUpdate,),
     **{level.value: (DepthUpdate,) for level in DepthLevel},
     **{f"candles{g.value}": (CandleUpdate,) for g in CandleGranularity},
 }
@@ -84,6 +92,10 @@ def _message_types(name: str, field: str) -> tuple[type[Any], ...]:
 
 
 def _check_selector(name: str, selector: str, field: str) -> None:
+    if name in BARE_CHANNELS:
+        if selector:
+            raise ValidationError(field, f"channel {name!r} takes no market or 'all'")
+        return
     if selector == ALL:
         if name not in WILDCARD_CHANNELS:
             raise ValidationError(field, f"channel {name!r} needs a market code, not 'all'")
@@ -120,16 +132,18 @@ class Channel(Generic[T]):
         if not isinstance(text, str):
             raise ValidationError(field, f"a channel is a string, got {type(text).__name__}")
         name, sep, selector = text.partition(":")
-        if not sep:
+        if not sep and name not in BARE_CHANNELS:
             raise ValidationError(field, f"{text!r} is not '<channel>:<market or all>'")
+        if sep and name in BARE_CHANNELS:
+            raise ValidationError(field, f"channel {name!r} takes no market: subscribe to {name!r}")
         types = _message_types(name, field)
         _check_selector(name, selector, field)
         return cls(name, selector, types)
 
     @property
     def wire(self) -> str:
-        """The subscription key as sent in ``args``."""
-        return f"{self.name}:{self.selector}"
+        """The subscription key as sent in ``args`` (a bare channel's name alone)."""
+        return f"{self.name}:{self.selector}" if self.selector else self.name
 
     @property
     def private(self) -> bool:
@@ -194,3 +208,8 @@ def position(instrument: str = ALL) -> Channel[PositionUpdate]:
 def order(market: str = ALL) -> Channel[OrderMessage]:
     """Order notices for one market or all markets (private)."""
     return _make("order", market)
+
+
+def liquidation_rfq() -> Channel[LiquidationRFQUpdate]:
+    """Upcoming liquidation events in every market, about 50 ms ahead (public, later API)."""
+    return _make(LIQUIDATION_RFQ, "")

@@ -16,6 +16,7 @@ from flexconn.models import (
     CandleUpdate,
     DepthLevel,
     DepthUpdate,
+    LiquidationRFQUpdate,
     MarketUpdate,
     OrderFailureNotice,
     OrderUpdate,
@@ -89,6 +90,7 @@ BTC = "BTC-USD-SWAP-LIN"
             False,
             (OrderUpdate, OrderFailureNotice, CancelAllNotice),
         ),
+        (channels.liquidation_rfq(), "liquidationRFQ", False, False, (LiquidationRFQUpdate,)),
     ],
 )
 def test_constructors(
@@ -114,7 +116,10 @@ def test_every_candle_granularity(granularity: CandleGranularity) -> None:
     [
         "",
         "trade",
-        "liquidationRFQ",
+        "liquidationRFQ:",
+        "liquidationRFQ:all",
+        "liquidationRFQ:BTC-USD-SWAP-LIN",
+        "liquidationrfq",
         "trade:",
         "trade:all",
         "depth:all",
@@ -166,3 +171,10 @@ def test_parse_round_trips(market: str) -> None:
         channels.candles(market, CandleGranularity.S3600),
     ):
         assert Channel.parse(channel.wire) == channel
+
+
+def test_liquidation_rfq_is_a_bare_public_channel() -> None:
+    channel = channels.liquidation_rfq()
+    assert (channel.name, channel.selector) == ("liquidationRFQ", "")
+    assert Channel.parse("liquidationRFQ") == channel
+    assert hash(channel) == hash(Channel.parse(channel.wire))

@@ -139,7 +139,7 @@ def test_truncated_and_corrupted_real_frames(frame: Any, data: st.DataObject) ->
 
 def test_unknown_objects_are_kept_not_raised() -> None:
     for frame in [
-        '{"table": "liquidationRFQ", "data": [{"marketCode": "X"}]}',
+        '{"table": "fundingRate", "data": [{"marketCode": "X"}]}',
         '{"event": "welcome"}',
         '{"hello": 1}',
         '{"table": ["order"]}',

@@ -274,8 +274,9 @@ def _with_account_id(body: Any, value: object) -> Any:
 
 def _account_ids(obj: object) -> list[object]:
     found: list[object] = []
-    if attrs.has(type(obj)):
-        for field in attrs.fields(type(obj)):
+    cls = type(obj)
+    if attrs.has(cls):
+        for field in attrs.fields(cls):
             value = getattr(obj, field.name)
             if field.name == "account_id":
                 found.append(value)

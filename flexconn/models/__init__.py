@@ -20,6 +20,7 @@ from flexconn.models.enums import (
     Side,
     TimeInForce,
 )
+from flexconn.models.liquidation import LiquidationRFQ, LiquidationRFQUpdate
 from flexconn.models.market import (
     Candle,
     CandleUpdate,
@@ -97,6 +98,8 @@ __all__ = [
     "FailedOrder",
     "Greeting",
     "LimitOrder",
+    "LiquidationRFQ",
+    "LiquidationRFQUpdate",
     "LoginReply",
     "LoginRequest",
     "MarketInfo",

@@ -24,7 +24,8 @@ Routing rule (what the connection manager does with a message):
   ``marketCode`` or ``instrumentId``), its asset (``Balance.instrument_id``), or ``all`` for an
   order notice without a market. ``update.split()`` gives ``(key, update)`` pairs, one per key.
   Channels in :data:`flexconn.channels.WILDCARD_CHANNELS` also deliver every key to the
-  ``<channel>:all`` subscription.
+  ``<channel>:all`` subscription. The ``liquidationRFQ`` channel is subscribed by its bare name,
+  so its updates route to the one key ``liquidationRFQ`` whatever their market.
 * **Order notices sent as events** route to the order channel: an :class:`OrderFailureNotice`
   to ``order:<its market code>`` (else ``order:all``), a :class:`CancelAllNotice` to ``order:all``.
 * **Replies** correlate with their command by ``event`` and ``tag`` (``LoginReply``,
@@ -47,6 +48,7 @@ import orjson
 from flexconn.errors import RemoteProtocolError
 from flexconn.models.account import BalanceUpdate, PositionUpdate
 from flexconn.models.enums import CandleGranularity, DepthLevel
+from flexconn.models.liquidation import LIQUIDATION_RFQ, LiquidationRFQ, LiquidationRFQUpdate
 from flexconn.models.market import (
     Candle,
     CandleUpdate,
@@ -94,6 +96,7 @@ ChannelMessage: TypeAlias = (
     | BalanceUpdate
     | PositionUpdate
     | OrderUpdate
+    | LiquidationRFQUpdate
 )
 
 #: Everything :func:`decode` returns.
@@ -247,6 +250,7 @@ _TABLES: Final[dict[str, _Handler]] = {
     "order": _items_handler(OrderUpdate, OrderEvent),
     "balance": _account_handler(BalanceUpdate),
     "position": _account_handler(PositionUpdate),
+    LIQUIDATION_RFQ: _items_handler(LiquidationRFQUpdate, LiquidationRFQ),
     **{level.value: _depth_handler(level) for level in DepthLevel},
     # The table is ``candle60s``; ``candles60s`` (the channel name) is accepted too.
     **{f"candle{g.value}": _candle_handler(g) for g in CandleGranularity},
