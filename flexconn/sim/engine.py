@@ -37,8 +37,14 @@ at the worst price the sweep reaches; STOP orders at their limit price. A reserv
 its per-lot amount on every fill and is released in full when the order closes. A derivative
 order is refused (710005) unless ``total - reserved + unrealized P&L - initial margin of open
 positions`` covers its reservation, and (710004) if the account's net position plus its open
-orders on that side could exceed the market's ``position_limit``. There is no liquidation,
-funding or delivery.
+orders on that side could exceed the market's ``position_limit``.
+
+Liquidation: :meth:`Engine.liquidatable` names the positions whose account equity has fallen to
+their maintenance margin (half the initial margin) at the mark price, and
+:meth:`Engine.liquidate` closes one (its orders in that market cancelled, then a MARKET IOC sweep
+exempt from margin checks). The engine only provides the two steps; the exchange
+(:mod:`flexconn.sim.liquidation`) decides when, announcing each on ``liquidationRFQ`` first.
+There is no funding, delivery or auto-borrow.
 """
 
 from __future__ import annotations
@@ -461,6 +467,81 @@ class Engine:
         self._execute(market, replacement)
         self._run_stops(market)
         return replacement.snapshot()
+
+    @_exact
+    def liquidatable(self) -> list[tuple[str, str]]:
+        """Every ``(account, market)`` whose position has reached its liquidation price.
+
+        A position is due when the account's equity in its margin currency (balance plus the
+        unrealized P&L of every position margined in it) no longer exceeds the position's
+        maintenance margin (half the initial margin) at the mark price: exactly when the mark
+        has reached the ``est_liquidation_price`` the position channel reports. Sorted by
+        account, then market.
+        """
+        due: list[tuple[str, str]] = []
+        for account_id in sorted(self._accounts):
+            account = self._accounts[account_id]
+            equity: dict[str, Decimal] = {}
+            for code in sorted(account.positions):
+                state = account.positions[code]
+                if not state.lots:
+                    continue
+                market = self._markets[code]
+                spec = market.spec
+                currency = spec.margin_currency
+                if currency not in equity:
+                    unrealized, _ = self._derivative_exposure(account, currency)
+                    equity[currency] = account.totals.get(currency, _ZERO) + unrealized
+                size = abs(state.lots) * spec.qty_increment
+                maintenance = size * self._mark(market) * spec.initial_margin / 2
+                if equity[currency] <= maintenance:
+                    due.append((account_id, code))
+        return due
+
+    @_exact
+    def liquidate(self, account_id: str, market_code: str) -> Order | None:
+        """Close the account's position in ``market_code`` as the liquidation engine does.
+
+        The account's open orders in that market are cancelled first (``CANCELED_BY_USER``: the
+        documents give the liquidation engine's cancels that status), then a MARKET order for
+        the whole position sweeps the book under IOC. The order only reduces the position, so no
+        margin or position-limit check applies and nothing is reserved; what the book cannot
+        fill stays open as a position. Returns the liquidation order's final state, ``None``
+        when the account holds no position there.
+        """
+        account = self._accounts[account_id]
+        market = self._market(market_code)
+        spec = market.spec
+        self._now = now = self._clock()
+        for order_id in sorted(account.orders):
+            order = account.orders[order_id]
+            if order.spec.market_code == market_code:
+                self._close(market, order, OrderStatus.CANCELED_BY_USER)
+        state = account.positions.get(market_code)
+        if state is None or not state.lots:
+            self._run_stops(market)
+            return None
+        is_buy = state.lots < 0
+        liquidation = LiveOrder(
+            order_id=self._next_order_id,
+            client_order_id=None,
+            account_id=account_id,
+            spec=spec,
+            side=Side.BUY if is_buy else Side.SELL,
+            order_type=OrderType.MARKET,
+            tif=TimeInForce.IOC,
+            lots=abs(state.lots),
+            price_ticks=_MARKET_BUY_LIMIT if is_buy else _MARKET_SELL_LIMIT,
+            stop_ticks=None,
+            limit_ticks=None,
+            now=now,
+        )
+        self._next_order_id += 1
+        instrument, _ = self._reservation(spec, is_buy, 0)
+        self._admit(account, liquidation, instrument, _ZERO, 0)
+        self._execute(market, liquidation)
+        self._run_stops(market)
+        return liquidation.snapshot()
 
     def drain_events(self) -> list[EngineEvent]:
         """Everything that happened since the last drain, in order (events accumulate until

@@ -27,6 +27,7 @@ from flexconn.sim.accounts import Position
 from flexconn.sim.engine import Engine
 from flexconn.sim.fanout import Fanout, Subscriber
 from flexconn.sim.faults import Faults
+from flexconn.sim.liquidation import Liquidator
 from flexconn.sim.markets import DEFAULT_MARKETS, MarketSpec
 from flexconn.sim.orders import (
     Order,
@@ -106,6 +107,8 @@ class SimExchange:
         self.account_versions: dict[str, int] = {}
         #: The cadence publishers' state (depth seqNums, cached snapshots).
         self.channels = Channels(self)
+        #: The liquidation engine (run by the channel publishers; announces on liquidationRFQ).
+        self.liquidator = Liquidator(self)
         if not self.engine.has_account(DEMO_ACCOUNT_ID):
             self.open_account(DEMO_ACCOUNT_ID, demo_balances)
         self.demo_key = self.create_api_key(DEMO_ACCOUNT_ID, can_trade=True)

@@ -6,9 +6,11 @@ trade and position messages are not here: they are pushed in real time by
 :meth:`SimExchange.flush <flexconn.sim.exchange.SimExchange.flush>`.
 
 Cadences (:class:`Cadences`): depth every 50 ms while the book changes, ticker 100 ms, candles
-500 ms, balance 250 ms, market 1 s. Depth and balance messages whose content did not change are
-re-sent every ``heartbeat`` seconds (default 1 s) rather than every tick, which keeps a subscriber
-within the exchange's 60-second idle rule without flooding it. ``depth=0`` is the firehose mode
+500 ms, balance 250 ms, market 1 s; the liquidation engine (:mod:`flexconn.sim.liquidation`, which
+publishes ``liquidationRFQ``) scans every 100 ms and runs alongside. Depth and balance messages
+whose content did not change are re-sent every ``heartbeat`` seconds (default 1 s) rather than
+every tick, which keeps a subscriber within the exchange's 60-second idle rule without flooding
+it. ``depth=0`` is the firehose mode
 for benchmarks: every subscribed depth channel is published on every scheduler pass, changed or
 not (an unchanged book costs only a new header: its encoded levels are cached per book version),
 so the server produces far more than any client can consume and slow readers get conflated
@@ -82,6 +84,7 @@ class Cadences:
     candles: float = attrs.field(default=0.5, validator=_positive)
     balance: float = attrs.field(default=0.25, validator=_positive)
     market: float = attrs.field(default=1.0, validator=_positive)
+    liquidation: float = attrs.field(default=0.1, validator=_positive)
     heartbeat: float = attrs.field(default=1.0, validator=_positive)
 
     @classmethod
@@ -363,6 +366,7 @@ class Channels:
                 cadences.balance,
                 lambda: self.publish_balances(heartbeat=cadences.heartbeat),
             )
+            nursery.start_soon(self._exchange.liquidator.run, cadences.liquidation)
             task_status.started()
 
     async def _every(self, interval: float, publish: Any) -> None:
