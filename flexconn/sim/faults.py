@@ -188,7 +188,9 @@ class Faults:
 
         Pings go unanswered, commands unprocessed and pushed data is discarded; the idle rule is
         suspended, so only the client can notice. Frames are processed again after ``seconds``
-        (``None``: until :meth:`resume`).
+        (``None``: until :meth:`resume`): everything the client sent meanwhile is then read and
+        executed in order, even if the client has closed the socket since (its close frame, FIN
+        or reset is read after the frames it sent before it).
 
         Returns:
             How many connections were stalled.
