@@ -459,6 +459,13 @@ def check_outcomes(requests: Sequence[OrderRequest], ledger: ExchangeLedger) -> 
                 unknown += 1
             elif isinstance(outcome, PlaceAck | CancelAck | ModifyAck):
                 acks.append(request)
+        confirmed = [r for r in acks if _confirmed(r.outcomes[0])]
+        if len(confirmed) > len(done):
+            violations.append(
+                f"{len(confirmed)} requests were confirmed by {len(done)} applied engine "
+                f"command(s) {[_brief(c) for c in done]}: "
+                + "; ".join(f"{r} -> {describe(r.outcomes[0])}" for r in confirmed)
+            )
         if len(done) > len(acks) + unknown:
             claims = [
                 f"{r} -> {describe(r.outcomes[0])}"
