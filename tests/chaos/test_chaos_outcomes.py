@@ -10,10 +10,11 @@ virtual time), each over both transports and every seed of ``FLEXCONN_CHAOS_SEED
 * **cancels racing fills**: a second account takes the resting order (fully or partly) before,
   while and after its cancel is in flight, sometimes with the cancel held in a stalled socket,
   sometimes cancelled twice, with replies lost the same ways;
-* **half-open stalls**: the simulator stops reading the trading connection; places, modifies and
-  cancels are written into it; the client's heartbeat declares it dead and reconnects; the
+* **half-open stalls**: the simulator stops reading the trading connection (or the chaos proxy,
+  through which every run's WebSocket passes, holds its bytes); places, modifies and cancels are
+  written into it; the client's heartbeat declares it dead and reconnects; the
   simulator resumes the old connection at a seeded moment (before the client notices, inside
-  the commands' recvWindow, around its end, long after) and executes what it had buffered.
+  the commands' recvWindow, around its end, long after) and executes what was buffered.
   A place or modify that ended ``OrderNotApplied`` is then sent again, as a caller would.
 
 At the end the exchange is made quiet (stalls lifted, every recvWindow long past, abandoned
@@ -31,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import partial
+from urllib.parse import urlsplit
 
 import attrs
 import trio
@@ -53,6 +55,7 @@ from flexconn.models.orders import LimitOrder
 from flexconn.outbox import PlaceAck
 from flexconn.rest import RestClient
 from flexconn.sim import DEFAULT_MARKETS, Simulator, serve
+from flexconn.sim.chaos import ChaosProxy, open_chaos_proxy
 from flexconn.sim.ws_server import WsOptions
 from flexconn.transport import TransportFactory
 
@@ -83,6 +86,7 @@ class Bench:
     """One run's simulator, connection and records."""
 
     sim: Simulator
+    proxy: ChaosProxy  # every WebSocket byte passes it (it breaks nothing unless told)
     conn: Connection
     ledger: ExchangeLedger
     requests: Requests
@@ -139,10 +143,13 @@ async def bench(
         ledger = ExchangeLedger.attach(sim)
         sim.exchange.open_account(TAKER, {"USD": Decimal(10**9), "BTC": Decimal(10**4)})
         creds = Credentials(sim.demo_key.api_key, sim.demo_key.api_secret)
+        target = urlsplit(sim.ws_url)
+        assert target.hostname is not None and target.port is not None
         async with (
             RestClient(sim.rest_url, creds, clock=wall.time) as rest,
+            open_chaos_proxy(target.hostname, target.port, seed=seed) as proxy,
             open_connection(
-                sim.ws_url,
+                proxy.url(sim.ws_url),
                 credentials=creds,
                 heartbeat=HEARTBEAT,
                 reconnect=RETRY,
@@ -153,12 +160,14 @@ async def bench(
         ):
             yield Bench(
                 sim=sim,
+                proxy=proxy,
                 conn=conn,
                 ledger=ledger,
                 requests=Requests(MARKET),
                 rng=random.Random(seed),
                 cids=itertools.count(seed % 1_000_000 * 1_000 + 1),
             )
+            proxy.resume()
             await quiesce(sim, past=PAST_WINDOW)
 
 
@@ -336,7 +345,14 @@ async def test_half_open_stall_buffered_frames_outcomes_are_the_exchange_s(
                 if order_id is not None:
                     resting.append((order_id, lots, offset))
             await b.connected()
-            b.sim.faults.stall(None, account_id=b.account)
+            # half-open in the simulator (it stops reading the socket) or in the network (the
+            # proxy holds the bytes); either way the frames reach the engine when it resumes
+            if rng.random() < 0.5:
+                b.sim.faults.stall(None, account_id=b.account)
+                resume: Callable[[], object] = b.sim.faults.resume
+            else:
+                b.proxy.stall()
+                resume = b.proxy.resume
             # each request as a maker of its call under a label, so it can be sent again
             makers: dict[str, Maker] = {}
             for i in range(rng.randint(1, 3)):
@@ -351,11 +367,11 @@ async def test_half_open_stall_buffered_frames_outcomes_are_the_exchange_s(
                 makers[f"stall {round_} modify"] = _modify_maker(b, order_id, change)
             if len(resting) > 1 and rng.random() < 0.7:
                 makers[f"stall {round_} cancel"] = _cancel_maker(b, resting[-1][0])
-            resume = rng.choice(RESUME_AFTER)
+            resume_after = rng.choice(RESUME_AFTER)
             calls = [make(label, None) for label, make in makers.items()]
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(b.together, *calls)
-                nursery.start_soon(after, resume, b.sim.faults.resume)
+                nursery.start_soon(after, resume_after, resume)
             # what was "not applied" is sent again, as a caller would: a duplicate shows a lie
             resends = [
                 makers[r.label](f"{r.label} again", r.label)
@@ -369,6 +385,7 @@ async def test_half_open_stall_buffered_frames_outcomes_are_the_exchange_s(
                 await b.connected()
                 await b.together(*resends)
             b.sim.faults.clear()
+            b.proxy.resume()
     summary = verdict(b)
     assert summary.requests >= ROUNDS * 2, summary
 
