@@ -1,12 +1,13 @@
-"""The order outbox's sans-IO core: queueing, batching, reply correlation and reconciliation.
+"""The order outbox's sans-IO core: queueing, batching, reply correlation and attribution.
 
 Design note. Every order request becomes a :class:`Ticket` whose life is a small state machine::
 
-    QUEUED --next_batch--> SENT --reply--> DONE
+    QUEUED --next_batch--> SENT --reply submitted:false--> DONE (refused)
        ^                    |  \\
-       |      20007 reply --+   +--deadline / connection lost--> UNKNOWN --evidence / lookup--> DONE
-       +--------------------+
-    QUEUED --withdraw / close--> DONE (OrderNotApplied, never sent)
+       |      20007 reply --+   +--reply submitted:true--> ACCEPTED --confirmation--> DONE
+       +--------------------+                                  |
+                SENT / ACCEPTED --deadline, connection lost--> UNKNOWN --evidence, REST--> DONE
+    QUEUED --withdraw / close--> DONE (OrderNotApplied(sent=False), never written)
 
 * **Batching.** Requests of one kind wait in a FIFO queue. :meth:`OutboxCore.next_batch` takes
   the kind whose oldest request is oldest (a kind that needs per-account order tokens is skipped
@@ -14,36 +15,52 @@ Design note. Every order request becomes a :class:`Ticket` whose life is a small
   under ``max_message_length`` bytes. One request leaves as a single ``placeorder`` (etc.), more as
   ``placeorders``. Each order is encoded once, when submitted, by :func:`flexconn.protocol.encode`
   (so a bad order fails alone, before anything is sent); a command is those exact fragments in the
-  envelope ``encode`` itself writes, so its length is known before it is built.
+  envelope ``encode`` itself writes, so its length is known before it is built. Places and
+  modifies get ``"timestamp"`` (epoch ms at the moment the command is packed, fresh for every
+  retry) and ``"recvWindow"`` appended inside their object; their bytes are reserved at submit.
 * **Correlation.** A batch carries a fresh ``tag``; the exchange answers each order separately.
   A reply is matched by its kind (:attr:`OrderReply.action`, which sees through a failed modify
   echoed as ``placeorder``), then by ``clientOrderId`` (place; every order gets a unique one) or
-  ``orderId`` (cancel, modify) within the tag's batch, then by the echoed fields. A reply without
-  a tag (failure replies may omit it) is matched the same way across every command in flight.
+  ``orderId`` (cancel, modify; the oldest unanswered request on the order the echo fits: one
+  socket answers in the order it was written) within the tag's batch, then by the echoed fields.
+  A reply without a tag (failure replies may omit it) is matched the same way across every command
+  in flight.
+* **Two stages.** ``submitted: true`` only says the exchange took a cancel or modify: it is
+  ACCEPTED until the order channel confirms it (``OrderClosed CANCELED_BY_USER``;
+  ``OrderModified``, or ``OrderClosed CANCELED_BY_AMEND`` and the replacement's ``OrderOpened``)
+  or refutes it (the ``CANCEL``/``AMEND`` failure notice: ``OrderAlreadyClosed``). A placement
+  whose reply names no order id (2020-12) waits the same way for the first notice of its client
+  order id. A caller who asked for the accepted stage (``confirm=False``) is answered at the
+  reply; its ticket still waits, so that its evidence is never lent to another request.
+* **Attribution.** A notice about order ``X`` settles the oldest outstanding request on ``X`` of
+  the kind that can produce it whose fields it fits (requests on one order are served in the order
+  one socket wrote them), never a request written after the exchange stamped the notice, nor a
+  place/modify whose window had closed by then. When the possible producers span several sockets
+  (whose relative order the exchange does not reveal), they end ``OrderOutcomeUnknown``. Close
+  statuses are remembered (bounded) so a cancel of a closed order learns why it was closed.
 * **Rate limiting.** A ``20007`` reply means the order was refused unprocessed: it goes back to
   the front of its queue (at most ``max_rate_limit_retries`` times) and sending pauses for a
   backoff that doubles per episode and resets on the next accepted order.
-* **Unknown outcomes.** A request whose reply does not come within ``reply_timeout``, or that was
-  in flight when the connection dropped, is UNKNOWN. Order-channel notices seen while it was in
-  flight are *evidence* (an ``OrderOpened`` carrying its client order id proves a placement);
-  otherwise the I/O shell looks the order up over REST and decides with the rules of
+* **Unknown outcomes.** A request whose reply or confirmation does not come within
+  ``reply_timeout``, or that was outstanding when the connection dropped, is UNKNOWN. Evidence
+  still settles it; otherwise the I/O shell looks it up over REST with the rules of
   :mod:`flexconn._reconcile`. Nothing is ever resent blindly.
 
 The core never awaits and never reads a clock: callers pass ``now`` (trio time) and ``wall_ms``
-(epoch milliseconds, for REST time windows).
+(epoch milliseconds).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import Final
 
 import attrs
 
 from flexconn._outbox_types import (
-    Ack,
     AckSource,
     CancelAck,
     ModifyAck,
@@ -57,6 +74,7 @@ from flexconn._outbox_types import (
     same,
 )
 from flexconn.errors import (
+    OrderAlreadyClosed,
     OrderNotApplied,
     OrderOutcomeUnknown,
     RateLimitError,
@@ -84,21 +102,32 @@ from flexconn.models.orders import (
 from flexconn.models.replies import OrderAction, OrderEcho, OrderReply
 from flexconn.protocol import MAX_CLIENT_ORDER_ID, encode, message_length
 
-__all__ = ["Batch", "OutboxCore"]
+__all__ = ["Batch", "ClosedOrder", "OutboxCore"]
 
 _SPECS: Final = (LimitOrder, MarketOrder, StopLimitOrder)
 
 _RATE_LIMITED: Final = "20007"
+_ALREADY_CLOSED: Final = "100004"
 _BATCH_OPS: Final = {
     OrderAction.PLACE: "placeorders",
     OrderAction.CANCEL: "cancelorders",
     OrderAction.MODIFY: "modifyorders",
 }
-#: The kinds the exchange counts against the account's orders-per-second limit.
+#: The kinds the exchange counts against the account's orders-per-second limit; they are also
+#: the kinds that carry ``timestamp`` and ``recvWindow``.
 _COUNTED: Final = frozenset({OrderAction.PLACE, OrderAction.MODIFY})
 _RETIRED_TAGS_KEPT: Final = 4096
 #: How many caller-given client order ids the uniqueness check remembers.
 _GIVEN_KEPT: Final = 100_000
+#: How many closed orders' close statuses are remembered.
+_CLOSED_KEPT: Final = 10_000
+#: Amend closes waiting for their replacement's OrderOpened.
+_AMENDING_KEPT: Final = 1_000
+#: Bytes reserved for an epoch-millisecond timestamp (13 digits until the year 2286).
+_STAMP_DIGITS: Final = 13
+_STAMP_FIELD: Final = ',"timestamp":'
+_WINDOW_FIELD: Final = ',"recvWindow":'
+_ZERO: Final = Decimal(0)
 
 
 @attrs.frozen(kw_only=True)
@@ -114,6 +143,21 @@ class Batch:
     def counted_orders(self) -> int:
         """Orders this command charges to the account's orders-per-second limit."""
         return len(self.tickets) if self.action in _COUNTED else 0
+
+
+@attrs.frozen(kw_only=True)
+class ClosedOrder:
+    """What the order channel said about an order that closed.
+
+    Attributes:
+        status: the close status (``FILLED`` for a full fill).
+        timestamp: the exchange's epoch ms of the close notice.
+        claimed: a request of ours was proved to be what closed it (a cancel or a modify).
+    """
+
+    status: OrderStatus
+    timestamp: int
+    claimed: bool = False
 
 
 def _single_prefix(action: OrderAction) -> str:
@@ -174,6 +218,51 @@ def _consistent(ticket: Ticket, data: OrderEcho | None) -> bool:
     )
 
 
+def _loosely(echoed: Decimal | None, sent: Decimal | None) -> bool:
+    """Like :func:`same`, with a zero echo read as absent (failure notices zero what they lack)."""
+    return echoed is None or sent is None or echoed in (_ZERO, sent)
+
+
+def fits_in_place(request: ModifyOrder, event: OrderModified) -> bool:
+    """Whether an ``OrderModified`` could be this modify's (it keeps side and price; its
+    ``quantity`` is the order's size: fills plus the requested open quantity)."""
+    return (
+        same(request.side, event.side)
+        and same(request.price, event.price)
+        and (request.quantity is None or event.quantity >= request.quantity)
+    )
+
+
+def fits_replacement(request: ModifyOrder, event: OrderOpened) -> bool:
+    """Whether an amend's replacement could be this modify's (a maker-only-reprice order may
+    be repriced, so its price is not compared)."""
+    repriced = event.time_in_force is not None and event.time_in_force.value == (
+        "MAKER_ONLY_REPRICE"
+    )
+    return (
+        same(request.side, event.side)
+        and (repriced or same(request.price, event.price))
+        and same(request.quantity, event.quantity)
+    )
+
+
+@attrs.frozen
+class _Replacement:
+    """A modify's replacing evidence: the amend close and the replacement's ``OrderOpened``."""
+
+    closed: OrderClosed
+    opened: OrderOpened
+
+    @property
+    def timestamp(self) -> int:
+        return self.opened.timestamp
+
+
+def _stamp_of(notice: object) -> int | None:
+    stamp = getattr(notice, "timestamp", None)
+    return stamp if isinstance(stamp, int) else None
+
+
 class OutboxCore:
     """The outbox's state and rules, without I/O (see the module notes).
 
@@ -200,6 +289,8 @@ class OutboxCore:
         self._sent: deque[Ticket] = deque()
         self._unknown: dict[int, Ticket] = {}
         self._retired_tags: OrderedDict[str, None] = OrderedDict()
+        self._closed: OrderedDict[int, ClosedOrder] = OrderedDict()
+        self._amending: OrderedDict[tuple[str, int | None], OrderClosed] = OrderedDict()
         self._backoff = config.rate_limit_backoff
         #: No command may leave before this trio time (a ``20007`` backoff).
         self.hold_until = float("-inf")
@@ -211,7 +302,9 @@ class OutboxCore:
         self._reconciled = 0
 
     def statistics(self) -> OutboxStatistics:
-        in_flight = len({t.seq for t in self._sent if t.state is TicketState.SENT})
+        in_flight = len(
+            {t.seq for t in self._sent if t.state in (TicketState.SENT, TicketState.ACCEPTED)}
+        )
         return OutboxStatistics(
             queued=self.queued,
             in_flight=in_flight,
@@ -224,20 +317,22 @@ class OutboxCore:
 
     # -- submitting ----------------------------------------------------------------------------
 
-    def submit(self, action: OrderAction, request: OrderRequest) -> Ticket:
+    def submit(self, action: OrderAction, request: OrderRequest, *, confirm: bool = True) -> Ticket:
         """Validate, encode and queue one request.
 
         A place order without ``client_order_id`` gets a fresh one; a caller-given one must not
         have been used before on this outbox (checked against every id assigned here and the
-        last 100,000 callers gave).
+        last 100,000 callers gave). ``confirm=False`` answers a cancel or modify at its reply.
 
         Raises:
             ValidationError: the order breaks a documented rule, is too long even alone, or
                 reuses a client order id (nothing is queued).
         """
-        return self.submit_many(action, [request])[0]
+        return self.submit_many(action, [request], confirm=confirm)[0]
 
-    def submit_many(self, action: OrderAction, requests: Iterable[OrderRequest]) -> list[Ticket]:
+    def submit_many(
+        self, action: OrderAction, requests: Iterable[OrderRequest], *, confirm: bool = True
+    ) -> list[Ticket]:
         """Validate every request first, then queue them all (or none) in order."""
         prepared: list[tuple[OrderRequest, str]] = []
         fresh: set[int] = set()
@@ -262,8 +357,14 @@ class OutboxCore:
             fragment = text[len(prefix) : -1]
             prepared.append((request, fragment))
         tickets: list[Ticket] = []
+        window_bytes = len(_WINDOW_FIELD) + len(str(self.config.recv_window_ms))
         for request, fragment in prepared:
             size = len(fragment) if fragment.isascii() else message_length(fragment)
+            add_stamp = add_window = False
+            if action in _COUNTED and not isinstance(request, CancelOrder):
+                add_stamp = request.timestamp is None
+                add_window = request.recv_window is None
+                size += (len(_STAMP_FIELD) + _STAMP_DIGITS) * add_stamp + window_bytes * add_window
             if _envelope_length(action, 1, "0" * 20) + size > self.config.max_message_length:
                 raise ValidationError(
                     "data",
@@ -277,6 +378,9 @@ class OutboxCore:
                     request=request,
                     fragment=fragment,
                     size=size,
+                    confirm=confirm,
+                    add_stamp=add_stamp,
+                    add_window=add_window,
                 )
             )
         for cid in given:
@@ -329,7 +433,7 @@ class OutboxCore:
         Args:
             now: trio time.
             tag: a tag not used by any other command of this connection.
-            wall_ms: epoch milliseconds, remembered for REST lookups.
+            wall_ms: epoch milliseconds: the ``timestamp`` places and modifies are written with.
             order_tokens: per-account order tokens available (``None``: no such limit).
 
         Returns:
@@ -355,7 +459,7 @@ class OutboxCore:
                 break
             picked.append(queue.popleft())
             total += ticket.size
-        text = _command_text(action, tag_text, [t.fragment for t in picked])
+        text = _command_text(action, tag_text, [self._written(t, wall_ms) for t in picked])
         for ticket in picked:
             ticket.state = TicketState.SENT
             ticket.tag = tag_text
@@ -364,12 +468,28 @@ class OutboxCore:
             ticket.sent_ms = wall_ms
             ticket.attempts += 1
             ticket.evidence = None
+            ticket.proof = None
+            ticket.reply = None
             self._index(ticket)
             self._sent.append(ticket)
         self._by_tag[tag_text] = list(picked)
         self._commands_sent += 1
         self._orders_sent += len(picked)
         return Batch(action=action, tickets=tuple(picked), tag=tag_text, text=text)
+
+    def _written(self, ticket: Ticket, wall_ms: int) -> str:
+        """The ticket's fragment as written now, with its ``timestamp`` and ``recvWindow``."""
+        request = ticket.request
+        if isinstance(request, CancelOrder):
+            return ticket.fragment
+        extra = ""
+        if ticket.add_stamp:
+            extra += _STAMP_FIELD + str(wall_ms)
+        if ticket.add_window:
+            extra += _WINDOW_FIELD + str(self.config.recv_window_ms)
+        ticket.stamp_ms = wall_ms if ticket.add_stamp else request.timestamp
+        ticket.window_ms = self.config.recv_window_ms if ticket.add_window else request.recv_window
+        return ticket.fragment[:-1] + extra + "}" if extra else ticket.fragment
 
     def _pick(self, order_tokens: float | None) -> OrderAction | None:
         best: OrderAction | None = None
@@ -423,49 +543,88 @@ class OutboxCore:
             if len(self._retired_tags) > _RETIRED_TAGS_KEPT:
                 self._retired_tags.popitem(last=False)
 
-    def send_failed(self, batch: Batch) -> list[Ticket]:
+    def send_failed(self, batch: Batch, now: float) -> list[Ticket]:
         """The send raised: the frame may or may not have reached the exchange, so its tickets
         are UNKNOWN (resolved by evidence when possible). Returns the tickets resolved."""
         resolved: list[Ticket] = []
         for ticket in batch.tickets:
             if ticket.state is TicketState.SENT:
                 self._drop_from_tag(ticket)
-                if self._to_unknown(ticket):
+                if self._to_unknown(ticket, now):
                     resolved.append(ticket)
         return resolved
 
     # -- replies -------------------------------------------------------------------------------
 
-    def on_reply(self, reply: OrderReply, now: float) -> tuple[bool, Ticket | None]:
+    def on_reply(self, reply: OrderReply, now: float) -> tuple[bool, list[Ticket]]:
         """Match one order reply to its request.
 
         Returns:
-            ``(consumed, resolved)``: whether the reply belonged to the outbox (``False``: some
-            other sender's command) and the ticket it resolved, if any (``None`` when the order
-            went back to the queue after ``20007``, or the reply came after the outcome was
-            settled otherwise).
+            ``(consumed, woken)``: whether the reply belonged to the outbox (``False``: some
+            other sender's command) and the tickets whose callers it answers (settled, or
+            accepted when the caller asked for that stage). Empty when the order went back to
+            the queue after ``20007``, awaits its confirmation, or was settled before.
         """
         ticket = self._match(reply)
         if ticket is None:
             # A reply to one of our commands whose request is settled already (a late reply
             # after a lookup, a duplicate) is still ours; anything else is someone else's.
             tag = reply.tag
-            return (tag is not None and (tag in self._by_tag or tag in self._retired_tags), None)
+            return (tag is not None and (tag in self._by_tag or tag in self._retired_tags), [])
         if reply.submitted:
             self._backoff = self.config.rate_limit_backoff
-            return True, (ticket if self._finish(ticket, self._ack(ticket, reply)) else None)
+            return True, self._accepted(ticket, reply)
         error = reply.error()
         assert error is not None
         if isinstance(error, RateLimitError):
             self._rate_limited += 1
+        woken: list[Ticket] = []
+        proof = ticket.proof
         if (
             isinstance(error, RateLimitError)
             and error.code == _RATE_LIMITED
             and ticket.attempts <= self.config.max_rate_limit_retries
         ):
             self._requeue(ticket, now)
-            return True, None
-        return True, (ticket if self._finish(ticket, error) else None)
+        elif self._finish(ticket, error):
+            woken.append(ticket)
+        if proof is not None and ticket.action is not OrderAction.PLACE:
+            # The notice was lent to a request the exchange refused: it is another's.
+            self._reattribute(proof, woken)
+        return True, woken
+
+    def _accepted(self, ticket: Ticket, reply: OrderReply) -> list[Ticket]:
+        ticket.reply = reply
+        self._drop_from_tag(ticket)
+        request = ticket.request
+        evidence = ticket.evidence
+        if isinstance(request, CancelOrder | ModifyOrder):
+            if evidence is not None:
+                return self._finish_woken(ticket, _with_reply(evidence, reply))
+            if ticket.state is TicketState.SENT:
+                ticket.state = TicketState.ACCEPTED
+            if not ticket.confirm and ticket.early is None:
+                early: Outcome = (
+                    CancelAck(order=request, client_order_id=_echoed_cid(reply), confirmed=False)
+                    if isinstance(request, CancelOrder)
+                    else ModifyAck(order=request, confirmed=False)
+                )
+                ticket.early = _with_reply(early, reply)
+                return [ticket]
+            return []
+        data = reply.data
+        order_id = data.order_id if data is not None else None
+        if order_id is None and isinstance(evidence, PlaceAck):
+            order_id = evidence.order_id
+        if order_id is None:
+            # A 2020-12 reply: the order id comes with the first notice of the client order id.
+            if ticket.state is TicketState.SENT:
+                ticket.state = TicketState.ACCEPTED
+            return []
+        return self._finish_woken(ticket, PlaceAck(order=request, order_id=order_id, reply=reply))
+
+    def _finish_woken(self, ticket: Ticket, outcome: Outcome) -> list[Ticket]:
+        return [ticket] if self._finish(ticket, outcome) else []
 
     def _match(self, reply: OrderReply) -> Ticket | None:
         action = reply.action
@@ -489,7 +648,8 @@ class OutboxCore:
                 if found is not None and self._replyable(found) and (tag in (None, found.tag)):
                     return found
             elif action is not OrderAction.PLACE and data.order_id is not None:
-                # Several requests may target one order: prefer one the echo fits.
+                # Several requests may target one order: the oldest unanswered one the echo fits
+                # (one socket answers in the order it was written).
                 group = [
                     found
                     for found in self._by_oid.get((action, data.order_id), ())
@@ -507,25 +667,11 @@ class OutboxCore:
         return None
 
     def _replyable(self, ticket: Ticket) -> bool:
-        # Only the current socket answers; UNKNOWN tickets of it (a late reply) still count.
+        # Only the current socket answers, once; UNKNOWN tickets of it (a late reply) still count.
         return (
             ticket.state in (TicketState.SENT, TicketState.UNKNOWN)
+            and ticket.reply is None
             and ticket.session == self.session
-        )
-
-    def _ack(self, ticket: Ticket, reply: OrderReply) -> Ack:
-        request = ticket.request
-        data = reply.data
-        if isinstance(request, CancelOrder):
-            return CancelAck(
-                order=request,
-                client_order_id=data.client_order_id if data is not None else None,
-                reply=reply,
-            )
-        if isinstance(request, ModifyOrder):
-            return ModifyAck(order=request, reply=reply)
-        return PlaceAck(
-            order=request, order_id=data.order_id if data is not None else None, reply=reply
         )
 
     def _requeue(self, ticket: Ticket, now: float) -> None:
@@ -543,144 +689,283 @@ class OutboxCore:
     # -- evidence from the order channel -------------------------------------------------------
 
     def on_order_message(self, message: object) -> list[Ticket]:
-        """Learn from an order-channel message; returns UNKNOWN tickets it resolved."""
-        resolved: list[Ticket] = []
+        """Learn from an order-channel message; returns the tickets it settled."""
+        woken: list[Ticket] = []
         if isinstance(message, OrderUpdate):
             for event in message.data:
                 if isinstance(event, OrderOpened | OrderModified | OrderMatched | OrderClosed):
-                    self._learn(event, resolved)
+                    self._notice(event, woken)
         elif isinstance(message, OrderFailureNotice) and message.data.order_id is not None:
-            action = message.action
-            for ticket in list(self._by_oid.get((action, message.data.order_id), ())):
-                if action is OrderAction.CANCEL:
-                    outcome: Outcome = CancelAck(
-                        order=self._cancel_of(ticket), source=AckSource.ORDER_CHANNEL
-                    )
-                else:
-                    outcome = OrderNotApplied(
-                        f"order {message.data.order_id} was no longer open for the modify",
-                        sent=True,
-                    )
-                self._evidence(ticket, outcome, resolved)
-        return resolved
+            self._notice(message, woken)
+        return woken
 
-    def _learn(
-        self,
-        event: OrderOpened | OrderModified | OrderMatched | OrderClosed,
-        resolved: list[Ticket],
-    ) -> None:
-        cid = event.client_order_id
-        if cid is not None:
-            ticket = self._by_cid.get(cid)
-            if (
-                ticket is not None
-                and ticket.state in (TicketState.SENT, TicketState.UNKNOWN)
-                and event.market_code == ticket.market_code
-            ):
-                request = ticket.request
-                assert isinstance(request, LimitOrder | MarketOrder | StopLimitOrder)
-                known = ticket.evidence
-                order_id = event.order_id
-                if isinstance(known, PlaceAck) and known.order_id is not None:
-                    order_id = min(order_id, known.order_id)
-                ack = PlaceAck(order=request, order_id=order_id, source=AckSource.ORDER_CHANNEL)
-                self._evidence(ticket, ack, resolved)
-        gone = isinstance(event, OrderClosed) or (
-            isinstance(event, OrderMatched) and event.status is OrderStatus.FILLED
+    def _notice(self, notice: object, woken: list[Ticket]) -> None:
+        """Learn from one notice (an order event or a failure notice)."""
+        if isinstance(notice, OrderFailureNotice):
+            self._failure(notice, woken)
+            return
+        if not isinstance(notice, OrderOpened | OrderModified | OrderMatched | OrderClosed):
+            return
+        self._placement(notice, woken)
+        if isinstance(notice, OrderClosed):
+            self._remember_close(notice.order_id, notice.status, notice.timestamp)
+            if notice.status is OrderStatus.CANCELED_BY_USER:
+                self._cancelled(notice, woken)
+            elif notice.status is OrderStatus.CANCELED_BY_AMEND:
+                self._amending[(notice.market_code, notice.client_order_id)] = notice
+                if len(self._amending) > _AMENDING_KEPT:
+                    self._amending.popitem(last=False)
+        elif isinstance(notice, OrderMatched):
+            if notice.status is OrderStatus.FILLED or notice.remain_quantity <= 0:
+                self._remember_close(notice.order_id, OrderStatus.FILLED, notice.timestamp)
+        elif isinstance(notice, OrderModified):
+            self._modified(notice, woken)
+        else:
+            closed = self._amending.pop((notice.market_code, notice.client_order_id), None)
+            if closed is not None and closed.order_id != notice.order_id:
+                self._replaced(_Replacement(closed=closed, opened=notice), woken)
+
+    def _reattribute(self, proof: object, woken: list[Ticket]) -> None:
+        """Hand a request's proof on after the exchange refused that request."""
+        if isinstance(proof, OrderFailureNotice):
+            self._failure(proof, woken)
+        elif isinstance(proof, OrderClosed):
+            self._cancelled(proof, woken)
+        elif isinstance(proof, OrderModified):
+            self._modified(proof, woken)
+        elif isinstance(proof, _Replacement):
+            self._replaced(proof, woken)
+
+    def _cancelled(self, notice: OrderClosed, woken: list[Ticket]) -> None:
+        self._attribute(
+            OrderAction.CANCEL,
+            notice.order_id,
+            notice,
+            lambda _t: True,
+            lambda t: CancelAck(
+                order=_cancel_of(t),
+                client_order_id=notice.client_order_id,
+                source=AckSource.ORDER_CHANNEL,
+            ),
+            woken,
         )
-        amended = isinstance(event, OrderClosed) and event.status is OrderStatus.CANCELED_BY_AMEND
-        for ticket in list(self._by_oid.get((OrderAction.CANCEL, event.order_id), ())):
-            if amended:
-                # A modify replaced the order first, so the cancel found no such order.
-                self._evidence(
-                    ticket,
-                    OrderNotApplied(
-                        f"order {event.order_id} was replaced by a modify before the cancel",
-                        sent=True,
-                    ),
-                    resolved,
-                )
-            elif gone:
-                self._evidence(
-                    ticket,
-                    CancelAck(order=self._cancel_of(ticket), source=AckSource.ORDER_CHANNEL),
-                    resolved,
-                )
-        for ticket in list(self._by_oid.get((OrderAction.MODIFY, event.order_id), ())):
-            request = ticket.request
-            assert isinstance(request, ModifyOrder)
-            outcome: Outcome | None = None
-            if isinstance(event, OrderModified) or (
-                isinstance(event, OrderClosed) and event.status is OrderStatus.CANCELED_BY_AMEND
-            ):
-                outcome = ModifyAck(order=request, source=AckSource.ORDER_CHANNEL)
-            elif gone:
-                outcome = OrderNotApplied(
-                    f"order {event.order_id} closed ({event.status}) before the modify",
-                    sent=True,
-                )
-            if outcome is not None:
-                self._evidence(ticket, outcome, resolved)
 
-    @staticmethod
-    def _cancel_of(ticket: Ticket) -> CancelOrder:
+    def _modified(self, notice: OrderModified, woken: list[Ticket]) -> None:
+        self._attribute(
+            OrderAction.MODIFY,
+            notice.order_id,
+            notice,
+            lambda t: fits_in_place(_modify_of(t), notice),
+            lambda t: ModifyAck(order=_modify_of(t), source=AckSource.ORDER_CHANNEL),
+            woken,
+        )
+
+    def _replaced(self, replacement: _Replacement, woken: list[Ticket]) -> None:
+        opened = replacement.opened
+        self._attribute(
+            OrderAction.MODIFY,
+            replacement.closed.order_id,
+            replacement,
+            lambda t: fits_replacement(_modify_of(t), opened),
+            lambda t: ModifyAck(
+                order=_modify_of(t), replaced_by=opened.order_id, source=AckSource.ORDER_CHANNEL
+            ),
+            woken,
+        )
+
+    def _placement(
+        self, event: OrderOpened | OrderModified | OrderMatched | OrderClosed, woken: list[Ticket]
+    ) -> None:
+        """The first notice of a client order id proves its placement (and names its id)."""
+        cid = event.client_order_id
+        if cid is None:
+            return
+        ticket = self._by_cid.get(cid)
+        if (
+            ticket is None
+            or not ticket.outstanding
+            or ticket.evidence is not None
+            or event.market_code != ticket.market_code
+        ):
+            return
         request = ticket.request
-        assert isinstance(request, CancelOrder)
-        return request
+        assert isinstance(request, LimitOrder | MarketOrder | StopLimitOrder)
+        ack = PlaceAck(order=request, order_id=event.order_id, source=AckSource.ORDER_CHANNEL)
+        self._prove(ticket, ack, event, woken)
 
-    def _evidence(self, ticket: Ticket, outcome: Outcome, resolved: list[Ticket]) -> None:
+    def _failure(self, notice: OrderFailureNotice, woken: list[Ticket]) -> None:
+        data = notice.data
+        order_id = data.order_id
+        assert order_id is not None
+        known = self._closed.get(order_id)
+        reason = known.status if known is not None else None
+
+        def fits(ticket: Ticket) -> bool:
+            request = ticket.request
+            if isinstance(request, ModifyOrder):
+                return _loosely(data.price, request.price) and _loosely(
+                    data.quantity, request.quantity
+                )
+            return True
+
+        def refuted(ticket: Ticket) -> Outcome:
+            what = "cancel" if notice.action is OrderAction.CANCEL else "modify"
+            because = f" ({reason})" if reason is not None else ""
+            return OrderAlreadyClosed(
+                order_id,
+                reason,
+                f"order {order_id} was already closed{because}: the {what} did nothing",
+                code=notice.code or _ALREADY_CLOSED,
+            )
+
+        self._attribute(notice.action, order_id, notice, fits, refuted, woken)
+
+    def _attribute(
+        self,
+        action: OrderAction,
+        order_id: int,
+        notice: object,
+        fits: Callable[[Ticket], bool],
+        make: Callable[[Ticket], Outcome],
+        woken: list[Ticket],
+    ) -> None:
+        """Settle the request ``notice`` proves: the oldest outstanding one of ``action`` on
+        ``order_id`` it fits; ambiguous across sockets, each possible producer is unknown."""
+        stamp = _stamp_of(notice)
+        margin = self.config.clock_skew_margin_ms
+        candidates = [
+            ticket
+            for ticket in self._by_oid.get((action, order_id), ())
+            if ticket.outstanding
+            and ticket.proof is None
+            and fits(ticket)
+            and not (stamp is not None and stamp < ticket.sent_ms - margin)
+            and not (
+                stamp is not None
+                and ticket.stamp_ms is not None
+                and ticket.window_ms is not None
+                and stamp > ticket.stamp_ms + ticket.window_ms
+            )
+        ]
+        if not candidates:
+            return
+        candidates.sort(key=lambda t: t.seq)
+        heads: dict[int | None, Ticket] = {}
+        for ticket in candidates:
+            heads.setdefault(ticket.session, ticket)
+        if len(heads) > 1:
+            for ticket in heads.values():
+                unknown = OrderOutcomeUnknown(
+                    f"{ticket.action.value} of order {order_id}: the exchange's notice could "
+                    f"belong to it or to a request sent on another connection"
+                )
+                ticket.proof = notice
+                if self._finish(ticket, unknown):
+                    woken.append(ticket)
+            return
+        head = candidates[0]
+        if isinstance(notice, OrderClosed | _Replacement):
+            self._claim(order_id)
+        self._prove(head, make(head), notice, woken)
+
+    def _prove(self, ticket: Ticket, outcome: Outcome, notice: object, woken: list[Ticket]) -> None:
+        ticket.evidence = outcome
+        ticket.proof = notice
         if ticket.state is TicketState.SENT:
-            ticket.evidence = outcome
-        elif ticket.state is TicketState.UNKNOWN and self._finish(ticket, outcome):
-            resolved.append(ticket)
+            return  # the reply comes first (a refusal would hand the notice on)
+        reply = ticket.reply
+        if reply is not None:
+            outcome = _with_reply(outcome, reply)
+        if self._finish(ticket, outcome):
+            woken.append(ticket)
+
+    def _remember_close(self, order_id: int, status: OrderStatus, timestamp: int) -> None:
+        previous = self._closed.pop(order_id, None)
+        claimed = previous.claimed if previous is not None else False
+        self._closed[order_id] = ClosedOrder(status=status, timestamp=timestamp, claimed=claimed)
+        if len(self._closed) > _CLOSED_KEPT:
+            self._closed.popitem(last=False)
+
+    def _claim(self, order_id: int) -> None:
+        known = self._closed.get(order_id)
+        if known is not None:
+            self._closed[order_id] = attrs.evolve(known, claimed=True)
+
+    def closed(self, order_id: int) -> ClosedOrder | None:
+        """What the order channel said about ``order_id``'s close, if it was seen."""
+        return self._closed.get(order_id)
+
+    def others_on(self, ticket: Ticket) -> bool:
+        """Whether another outstanding cancel or modify targets ``ticket``'s order."""
+        order_id = ticket.order_id
+        if order_id is None:
+            return False
+        return any(
+            other is not ticket and other.outstanding
+            for action in (OrderAction.CANCEL, OrderAction.MODIFY)
+            for other in self._by_oid.get((action, order_id), ())
+        )
 
     # -- deadlines and drops -------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """Trio time at which the oldest outstanding reply is overdue (``None``: none out)."""
+        """Trio time at which the oldest outstanding reply or confirmation is overdue."""
         sent = self._sent
-        while sent and sent[0].state is not TicketState.SENT:
+        while sent and sent[0].state not in (TicketState.SENT, TicketState.ACCEPTED):
             sent.popleft()
         return sent[0].sent_at + self.config.reply_timeout if sent else None
 
     def expire(self, now: float) -> tuple[list[Ticket], list[Ticket]]:
-        """Move overdue SENT tickets to UNKNOWN.
+        """Move overdue SENT and ACCEPTED tickets to UNKNOWN.
 
         Returns:
             ``(resolved, to_look_up)``: those settled by evidence, and those to look up (a late
-            reply still resolves them first).
+            reply or notice still resolves them first).
         """
         resolved: list[Ticket] = []
         lookup: list[Ticket] = []
         sent = self._sent
         timeout = self.config.reply_timeout
-        while sent and (sent[0].state is not TicketState.SENT or sent[0].sent_at + timeout <= now):
+        live = (TicketState.SENT, TicketState.ACCEPTED)
+        while sent and (sent[0].state not in live or sent[0].sent_at + timeout <= now):
             ticket = sent.popleft()
-            if ticket.state is not TicketState.SENT:
+            if ticket.state not in live:
                 continue
-            (resolved if self._to_unknown(ticket) else lookup).append(ticket)
+            if self._to_unknown(ticket, now):
+                resolved.append(ticket)
+            elif ticket.state is TicketState.UNKNOWN:
+                lookup.append(ticket)
         return resolved, lookup
 
-    def connection_lost(self) -> list[Ticket]:
+    def connection_lost(self, now: float) -> list[Ticket]:
         """The current socket is gone: its outstanding tickets can get no reply. Returns those
         settled by evidence; the rest wait in :meth:`unknown` for reconciliation."""
         resolved: list[Ticket] = []
         for ticket in list(self._sent):
-            if ticket.state is TicketState.SENT and self._to_unknown(ticket):
+            if ticket.state in (TicketState.SENT, TicketState.ACCEPTED) and self._to_unknown(
+                ticket, now
+            ):
                 resolved.append(ticket)
         self._sent.clear()
         for pool in list(self._by_tag.values()):
             for ticket in list(pool):
                 self._drop_from_tag(ticket)
+        self._amending.clear()
         self.session += 1
         return resolved
 
-    def _to_unknown(self, ticket: Ticket) -> bool:
-        """Mark UNKNOWN; settle at once (returning ``True``) when evidence decides."""
+    def _to_unknown(self, ticket: Ticket, now: float) -> bool:
+        """Mark UNKNOWN; settle at once (returning ``True``) when evidence decides. A caller who
+        took the accepted stage is gone: its ticket simply ends."""
+        if ticket.early is not None:
+            return self._finish(ticket, ticket.early)
         ticket.state = TicketState.UNKNOWN
+        ticket.unknown_at = now
         self._unknown[ticket.seq] = ticket
         if ticket.evidence is not None:
-            return self._finish(ticket, ticket.evidence)
+            reply = ticket.reply
+            outcome = ticket.evidence
+            return self._finish(ticket, _with_reply(outcome, reply) if reply else outcome)
         return False
 
     def unknown(self) -> list[Ticket]:
@@ -714,10 +999,38 @@ class OutboxCore:
                     done.append(ticket)
         for ticket in [*self._sent, *self.unknown()]:
             if ticket.state is not TicketState.DONE:
-                outcome: Outcome = ticket.evidence or OrderOutcomeUnknown(
-                    f"{ticket.action.value} sent, outcome unknown: {reason}"
+                outcome: Outcome = (
+                    ticket.early
+                    or ticket.evidence
+                    or OrderOutcomeUnknown(f"{ticket.action.value} sent, outcome unknown: {reason}")
                 )
                 if self._finish(ticket, outcome):
                     done.append(ticket)
         self._sent.clear()
         return done
+
+
+def _cancel_of(ticket: Ticket) -> CancelOrder:
+    request = ticket.request
+    assert isinstance(request, CancelOrder)
+    return request
+
+
+def _modify_of(ticket: Ticket) -> ModifyOrder:
+    request = ticket.request
+    assert isinstance(request, ModifyOrder)
+    return request
+
+
+def _echoed_cid(reply: OrderReply) -> int | None:
+    return reply.data.client_order_id if reply.data is not None else None
+
+
+def _with_reply(outcome: Outcome, reply: OrderReply) -> Outcome:
+    """An acknowledgement with the reply attached (errors are returned as they are)."""
+    if isinstance(outcome, CancelAck):
+        cid = outcome.client_order_id if outcome.client_order_id is not None else _echoed_cid(reply)
+        return attrs.evolve(outcome, reply=reply, client_order_id=cid)
+    if isinstance(outcome, ModifyAck | PlaceAck):
+        return attrs.evolve(outcome, reply=reply)
+    return outcome

@@ -74,9 +74,17 @@ class OutboxConfig:
         max_rate_limit_retries: how often one order is resent after ``20007`` before the
             :class:`~flexconn.errors.RateLimitError` is its outcome.
         lookup_margin_ms: how far before the send REST lookups reach (clock skew).
-        reconcile_timeout: the longest the REST seeding and lookups after a reconnect may hold
-            the connection back from CONNECTED; requests still unsettled then end with
-            :class:`~flexconn.errors.OrderOutcomeUnknown`.
+        reconcile_timeout: how long a request of unknown outcome (reply or confirmation
+            overdue, or its socket lost) is looked up over REST before it ends with
+            :class:`~flexconn.errors.OrderOutcomeUnknown`; also the longest the REST seeding of
+            the open orders may hold a reconnection back from CONNECTED.
+        recv_window_ms: the ``recvWindow`` every place and modify carries (with a
+            ``timestamp`` taken when it is written): the exchange refuses it with ``20024``
+            once it reaches the engine later than ``timestamp + recvWindow``. An order that sets
+            its own ``timestamp``/``recv_window`` keeps them.
+        clock_skew_margin_ms: how far the exchange's clock may be behind ours. A request is
+            only called not applied (``OrderNotApplied(sent=True)``) by a lookup made once our
+            clock minus this margin is past its ``timestamp + recvWindow``.
     """
 
     commands_per_second: float = attrs.field(default=50.0, validator=_positive)
@@ -97,6 +105,8 @@ class OutboxConfig:
     max_rate_limit_retries: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     lookup_margin_ms: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     reconcile_timeout: float = attrs.field(default=30.0, validator=_positive)
+    recv_window_ms: int = attrs.field(default=3000, validator=attrs.validators.ge(1))
+    clock_skew_margin_ms: int = attrs.field(default=1000, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.orders_per_second is not None and not self.orders_per_second > 0:
@@ -125,13 +135,14 @@ class PlaceAck:
 
     Attributes:
         order: the order as sent, with its ``client_order_id``.
-        order_id: the exchange's order id (``None`` only if a reply omitted it).
+        order_id: the exchange's order id (from the reply; a 2020-12 reply without one waits
+            for the first order-channel notice of the client order id).
         source: how the outbox knows.
         reply: the exchange's reply, when it came.
     """
 
     order: OrderSpec
-    order_id: int | None
+    order_id: int
     source: AckSource = AckSource.REPLY
     reply: OrderReply | None = None
 
@@ -148,15 +159,22 @@ class PlaceAck:
 
 @attrs.frozen(kw_only=True)
 class CancelAck:
-    """A cancel the exchange accepted; the order is no longer open.
+    """A cancel that closed its order (``confirmed``), or only its acceptance.
 
-    The exchange also accepts a cancel that raced with a fill, then pushes a ``CANCEL`` failure
-    notice on the order channel; a reconciled cancel (``source`` not ``REPLY``) means the order was
-    found closed or filled.
+    Attributes:
+        order: the cancel as sent.
+        client_order_id: the order's client order id, when known.
+        confirmed: the order channel (or, the reply lost, REST history) showed the order closed
+            by the cancel. ``False`` only when the caller asked for the accepted stage
+            (``confirm=False``): the exchange took the command, which may still fail (the
+            order filled first).
+        source: how the outbox knows.
+        reply: the exchange's reply, when it came.
     """
 
     order: CancelOrder
     client_order_id: int | None = None
+    confirmed: bool = True
     source: AckSource = AckSource.REPLY
     reply: OrderReply | None = None
 
@@ -171,18 +189,24 @@ class CancelAck:
 
 @attrs.frozen(kw_only=True)
 class ModifyAck:
-    """A modify the exchange accepted.
+    """A modify that changed its order (``confirmed``), or only its acceptance.
 
     Attributes:
         order: the modification as sent.
-        replaced_by: the replacement's order id, when the modify is known to have closed the
-            order and opened a new one (a change of price or side, or a larger quantity); the
-            reply does not say, so after a plain reply use
-            :meth:`flexconn.orders.OpenOrders.successor`.
+        replaced_by: the replacement's order id when the modify closed the order and opened a
+            new one (a change of price or side, or a larger quantity), learnt from this
+            request's own evidence (``OrderClosed CANCELED_BY_AMEND`` and the replacement's
+            ``OrderOpened``, or REST history); ``None`` for a modify in place (and for an
+            unconfirmed ack).
+        confirmed: the order channel (or REST) showed the change. ``False`` only when the
+            caller asked for the accepted stage (``confirm=False``).
+        source: how the outbox knows.
+        reply: the exchange's reply, when it came.
     """
 
     order: ModifyOrder
     replaced_by: int | None = None
+    confirmed: bool = True
     source: AckSource = AckSource.REPLY
     reply: OrderReply | None = None
 
@@ -207,7 +231,8 @@ class OutboxStatistics:
     Attributes:
         queued: requests waiting to be sent.
         in_flight: requests sent and waiting for their reply.
-        unknown: requests whose reply was lost or is overdue, waiting for reconciliation.
+        unknown: requests whose reply (or confirmation) was lost or is overdue, waiting for
+            reconciliation.
         commands_sent: order commands written (a batch counts once).
         orders_sent: orders those commands carried (resent orders count again).
         rate_limited: orders the exchange refused with ``20007`` (then retried).
@@ -225,7 +250,12 @@ class OutboxStatistics:
 
 class TicketState(Enum):
     QUEUED = "queued"
+    #: Written, no reply yet.
     SENT = "sent"
+    #: Replied ``submitted: true``; the order channel's confirmation is awaited (a cancel or
+    #: modify, or a placement whose reply named no order id).
+    ACCEPTED = "accepted"
+    #: Reply or confirmation overdue, or its socket lost: evidence or REST will tell.
     UNKNOWN = "unknown"
     DONE = "done"
 
@@ -246,8 +276,25 @@ class Ticket:
     sent_at: float = 0.0
     sent_ms: int = 0
     attempts: int = 0
-    #: What order-channel notices proved while the reply was outstanding.
+    #: Whether the caller waits for the order channel's confirmation (cancel, modify).
+    confirm: bool = True
+    #: The epoch-ms ``timestamp`` and ``recvWindow`` it was last written with (place, modify).
+    stamp_ms: int | None = None
+    window_ms: int | None = None
+    #: Whether the outbox adds ``timestamp``/``recvWindow`` when writing it.
+    add_stamp: bool = False
+    add_window: bool = False
+    #: Trio time it became UNKNOWN (reconciliation is bounded from there).
+    unknown_at: float = 0.0
+    #: The ``submitted: true`` reply, once it came.
+    reply: OrderReply | None = None
+    #: What order-channel notices proved while it was outstanding, and the notice that did.
     evidence: Outcome | None = None
+    proof: object = None
+    #: Why the last REST lookup could not decide (for the eventual unknown outcome).
+    lookup_note: str | None = None
+    #: The accepted-stage ack handed to a caller who asked for it (``confirm=False``).
+    early: Outcome | None = None
     outcome: Outcome | None = None
 
     @property
@@ -263,6 +310,18 @@ class Ticket:
     def order_id(self) -> int | None:
         request = self.request
         return request.order_id if isinstance(request, CancelOrder | ModifyOrder) else None
+
+    @property
+    def outstanding(self) -> bool:
+        """Written and not settled: it may still produce evidence at the exchange."""
+        return self.state in (TicketState.SENT, TicketState.ACCEPTED, TicketState.UNKNOWN)
+
+    def window_closed(self, wall_ms: int, margin_ms: int) -> bool:
+        """Whether the exchange's clock is provably past ``timestamp + recvWindow`` (never for a
+        cancel, which carries no window)."""
+        if self.stamp_ms is None or self.window_ms is None:
+            return False
+        return wall_ms - margin_ms > self.stamp_ms + self.window_ms
 
     def __repr__(self) -> str:
         return f"<Ticket #{self.seq} {self.action.value} {self.state.value}>"

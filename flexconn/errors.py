@@ -25,6 +25,7 @@ Every exception flexconn raises on purpose derives from :class:`FlexconnError`::
         │   └── PriceBoundError       price outside the market's sanity bounds
         ├── InsufficientFundsError    balance, margin or position checks failed
         ├── OrderNotFoundError        no such open order (for this account)
+        │   └── OrderAlreadyClosed    the order had closed before the cancel/modify reached it
         ├── MarketUnavailableError    the market is closed or not active
         └── ServerError               the exchange failed internally or timed out
 
@@ -34,7 +35,10 @@ Every exception flexconn raises on purpose derives from :class:`FlexconnError`::
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from flexconn.models.enums import OrderStatus
 
 __all__ = [
     "ERROR_CODES",
@@ -50,6 +54,7 @@ __all__ = [
     "InvalidRequestError",
     "LocalProtocolError",
     "MarketUnavailableError",
+    "OrderAlreadyClosed",
     "OrderNotApplied",
     "OrderNotFoundError",
     "OrderOutcomeUnknown",
@@ -203,6 +208,35 @@ class InsufficientFundsError(ExchangeError):
 
 class OrderNotFoundError(ExchangeError):
     """No open order with that id exists for this account."""
+
+
+class OrderAlreadyClosed(OrderNotFoundError):
+    """A cancel or modify found its order already closed, so it did nothing.
+
+    The exchange accepts the command (reply ``submitted: true``) and then pushes a ``CANCEL`` or
+    ``AMEND`` failure notice (code ``100004``) on the order channel; or a REST lookup showed the
+    order closed before the request could act on it.
+
+    Attributes:
+        order_id: the order the request named.
+        close_reason: the last close status known for the order (``FILLED``,
+            ``CANCELED_BY_USER`` when cancelled twice, ``CANCELED_BY_AMEND`` when a modify
+            replaced it, ...), ``None`` when the close was not seen.
+    """
+
+    def __init__(
+        self,
+        order_id: int,
+        close_reason: OrderStatus | None,
+        message: str | None = None,
+        *,
+        code: str | None = "100004",
+    ) -> None:
+        reason = f" ({close_reason})" if close_reason is not None else ""
+        text = message or f"order {order_id} was already closed{reason}"
+        super().__init__(code, text)
+        self.order_id = order_id
+        self.close_reason = close_reason
 
 
 class MarketUnavailableError(ExchangeError):

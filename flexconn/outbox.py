@@ -9,21 +9,29 @@ Design note. A :class:`Connection <flexconn.connection.Connection>` with credent
   place and modify), then packs whatever has accumulated into one command and sends it. When idle
   a lone request leaves at once (its caller writes it, sparing a task switch); requests arriving
   while a send or the limiter is busy leave together next time: batching is natural, never a
-  delay;
-* per session, an *expiry* task moves requests whose reply is overdue to UNKNOWN and looks them up
-  over REST (never resending them);
+  delay. Places and modifies are written with ``timestamp`` (now) and ``recvWindow``;
+* per session, an *expiry* task moves requests whose reply or confirmation is overdue to UNKNOWN;
 * the connection's reader hands every order reply to :meth:`Outbox.on_reply` and every
   order-channel message to :meth:`Outbox.on_order_message` (which also keeps
-  :attr:`Outbox.orders`, the account's open orders);
+  :attr:`Outbox.orders`, the account's open orders). Replies accept; the order channel confirms
+  (see the outcome model in ``docs/orders.md``);
+* for the connection's whole life (a nursery given to :meth:`Outbox.attach`, so lookups go on
+  across reconnections and never hold one back), a *reconciler* looks every UNKNOWN request up
+  over REST with the rules of :mod:`flexconn._reconcile`: the open orders, ``GET /v2.1/orders``
+  and ``GET /v2/trades/{marketCode}``. A place or modify is called not applied only by a lookup
+  made once its ``timestamp + recvWindow`` has provably passed (our clock minus
+  ``clock_skew_margin_ms``); until then the reconciler sleeps until it has and looks again. A
+  request still undecided ``reconcile_timeout`` after it became unknown ends
+  :class:`~flexconn.errors.OrderOutcomeUnknown`;
 * after every (re)connection, before the connection reports CONNECTED, :meth:`Outbox.sync`
-  seeds the open orders from ``GET /v2/orders`` and reconciles every request whose reply was lost
-  with the socket: by order-channel evidence, else the open orders, ``GET /v2.1/orders`` and
-  ``GET /v2/trades/{marketCode}``. A request that was never written simply waits for the next
-  session (bounded by its caller's ``send_timeout``).
+  seeds the open orders from ``GET /v2/orders`` (bounded by ``reconcile_timeout``). A request
+  that was never written simply waits for the next session (bounded by its caller's
+  ``send_timeout``).
 
-Without a REST client nothing can be looked up: a request whose reply is lost ends with
-:class:`~flexconn.errors.OrderOutcomeUnknown` unless order-channel notices proved its outcome,
-and the open orders are only those seen on the order channel (``orders.synced`` stays false).
+Without a REST client nothing can be looked up: a request whose reply or confirmation is lost
+ends with :class:`~flexconn.errors.OrderOutcomeUnknown` unless order-channel notices proved its
+outcome, and the open orders are only those seen on the order channel (``orders.synced`` stays
+false).
 """
 
 from __future__ import annotations
@@ -34,7 +42,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
-import attrs
 import trio
 import trio.lowlevel
 
@@ -51,11 +58,17 @@ from flexconn._outbox_types import (
     Ticket,
     TicketState,
 )
-from flexconn._reconcile import cancel_outcome, modify_outcome, place_outcome
+from flexconn._reconcile import (
+    KeepLooking,
+    Verdict,
+    cancel_outcome,
+    modify_outcome,
+    place_outcome,
+    place_verdict,
+)
 from flexconn.errors import (
     ConnectionClosed,
     FlexconnError,
-    OrderNotApplied,
     OrderOutcomeUnknown,
 )
 from flexconn.models.notices import CancelAllNotice
@@ -87,6 +100,8 @@ log = logging.getLogger("flexconn.outbox")
 
 DEFAULT_OUTBOX = OutboxConfig()
 A = TypeVar("A", PlaceAck, CancelAck, ModifyAck)
+#: How often the reconciler looks again at a request REST cannot decide yet.
+_LOOKUP_INTERVAL = 1.0
 
 
 class OrderLookup(Protocol):
@@ -141,7 +156,9 @@ class Outbox:
         command_delay: seconds until that bucket has a token, given trio time.
         next_tag: a tag no other command of the connection uses.
         rest: REST calls for seeding and reconciliation (``None``: see the module notes).
-        wall_ms: epoch milliseconds (REST time windows, client order id seed).
+        wall_ms: epoch milliseconds: the ``timestamp`` of places and modifies, whether their
+            window has closed, REST time windows, the client order id seed. It must agree with
+            the exchange's clock within ``clock_skew_margin_ms``.
     """
 
     def __init__(
@@ -172,6 +189,12 @@ class Outbox:
         self._closed: str | None = None
         self._resyncing = False
         self._sending = False
+        self._lifetime: trio.Nursery | None = None
+        self._watched: dict[int, Ticket] = {}
+        self._next_look: dict[int, float] = {}
+        self._watch_wake = trio.Event()
+        self._reconciling = False
+        self._reconciler_scope: trio.CancelScope | None = None
 
     # -- the callers' side ---------------------------------------------------------------------
 
@@ -180,12 +203,18 @@ class Outbox:
         (outcome,) = await self._request(OrderAction.PLACE, [order], send_timeout)
         return _raise_or(_typed(outcome, PlaceAck))
 
-    async def cancel(self, order: CancelOrder, *, send_timeout: float | None = None) -> CancelAck:
-        (outcome,) = await self._request(OrderAction.CANCEL, [order], send_timeout)
+    async def cancel(
+        self, order: CancelOrder, *, send_timeout: float | None = None, confirm: bool = True
+    ) -> CancelAck:
+        """Cancel one order; see :meth:`flexconn.connection.Connection.cancel`."""
+        (outcome,) = await self._request(OrderAction.CANCEL, [order], send_timeout, confirm)
         return _raise_or(_typed(outcome, CancelAck))
 
-    async def modify(self, order: ModifyOrder, *, send_timeout: float | None = None) -> ModifyAck:
-        (outcome,) = await self._request(OrderAction.MODIFY, [order], send_timeout)
+    async def modify(
+        self, order: ModifyOrder, *, send_timeout: float | None = None, confirm: bool = True
+    ) -> ModifyAck:
+        """Modify one order; see :meth:`flexconn.connection.Connection.modify`."""
+        (outcome,) = await self._request(OrderAction.MODIFY, [order], send_timeout, confirm)
         return _raise_or(_typed(outcome, ModifyAck))
 
     async def place_many(
@@ -195,15 +224,23 @@ class Outbox:
         return [_typed(outcome, PlaceAck) for outcome in outcomes]
 
     async def cancel_many(
-        self, orders: Iterable[CancelOrder], *, send_timeout: float | None = None
+        self,
+        orders: Iterable[CancelOrder],
+        *,
+        send_timeout: float | None = None,
+        confirm: bool = True,
     ) -> list[CancelAck | FlexconnError]:
-        outcomes = await self._request(OrderAction.CANCEL, list(orders), send_timeout)
+        outcomes = await self._request(OrderAction.CANCEL, list(orders), send_timeout, confirm)
         return [_typed(outcome, CancelAck) for outcome in outcomes]
 
     async def modify_many(
-        self, orders: Iterable[ModifyOrder], *, send_timeout: float | None = None
+        self,
+        orders: Iterable[ModifyOrder],
+        *,
+        send_timeout: float | None = None,
+        confirm: bool = True,
     ) -> list[ModifyAck | FlexconnError]:
-        outcomes = await self._request(OrderAction.MODIFY, list(orders), send_timeout)
+        outcomes = await self._request(OrderAction.MODIFY, list(orders), send_timeout, confirm)
         return [_typed(outcome, ModifyAck) for outcome in outcomes]
 
     async def _request(
@@ -211,6 +248,7 @@ class Outbox:
         action: OrderAction,
         requests: Sequence[OrderSpec | CancelOrder | ModifyOrder],
         send_timeout: float | None,
+        confirm: bool = True,
     ) -> list[Outcome | None]:
         if self._closed is not None:
             raise ConnectionClosed(self._closed)
@@ -218,7 +256,7 @@ class Outbox:
             return []
         timeout = self.config.send_timeout if send_timeout is None else send_timeout
         deadline = math.inf if timeout is None else trio.current_time() + timeout
-        tickets = self._core.submit_many(action, requests)
+        tickets = self._core.submit_many(action, requests, confirm=confirm)
         for ticket in tickets:
             self._done[ticket.seq] = trio.Event()
         try:
@@ -242,7 +280,7 @@ class Outbox:
         finally:
             withdrawn = [t for t in tickets if self._core.withdraw(t, "the caller stopped waiting")]
             self._settle(withdrawn)
-        return [ticket.outcome for ticket in tickets]
+        return [t.early if t.early is not None else t.outcome for t in tickets]
 
     def statistics(self) -> OutboxStatistics:
         return self._core.statistics()
@@ -251,9 +289,8 @@ class Outbox:
 
     def on_reply(self, reply: OrderReply) -> bool:
         """Take an order reply from the reader; ``False`` if it answers no outbox command."""
-        consumed, ticket = self._core.on_reply(reply, trio.current_time())
-        if ticket is not None:
-            self._settle([ticket])
+        consumed, woken = self._core.on_reply(reply, trio.current_time())
+        self._settle(woken)
         if consumed and self._core.queued:
             self._wake.set()
         return consumed
@@ -270,11 +307,17 @@ class Outbox:
         if self._rest is not None:
             self.orders.begin_sync()
 
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Give the outbox a nursery that lives as long as the connection: lookups that must
+        wait (for a window to close) run there, across reconnections."""
+        self._lifetime = nursery
+
     async def sync(self) -> None:
-        """Seed the open orders and settle every request whose reply was lost; see the notes."""
-        unknown = self._core.unknown()
+        """Seed the open orders from REST (bounded by ``reconcile_timeout``); see the notes."""
         if self._rest is None:
-            self._give_up(unknown, "the reply was lost and there is no REST client to look it up")
+            self._give_up(
+                self._core.unknown(), "the reply was lost and there is no REST client to look it up"
+            )
             return
         seconds = self.config.reconcile_timeout
         with trio.move_on_after(seconds) as scope:
@@ -284,17 +327,14 @@ class Outbox:
                 log.warning("cannot seed open orders over REST: %s", exc)
                 self.orders.abort_sync()
                 self.orders.resync_wanted = True  # try again once the session runs
-                self._give_up(unknown, f"the reply was lost and REST failed: {exc}")
-                return
-            self.orders.finish_sync(snapshot)
-            await self._look_up(unknown, final=True, snapshot=snapshot)
+            else:
+                self.orders.finish_sync(snapshot)
         if scope.cancelled_caught:
-            # The connection must not wait on REST for ever: what is left stays unknown.
-            log.warning("reconciliation took over %g s; giving up on the rest", seconds)
-            if not self.orders.synced:
-                self.orders.abort_sync()
-                self.orders.resync_wanted = True
-            self._give_up(unknown, f"looking it up took over {seconds:g} s")
+            # The connection must not wait on REST for ever.
+            log.warning("seeding the open orders took over %g s; going on without", seconds)
+            self.orders.abort_sync()
+            self.orders.resync_wanted = True
+        self._watch(self._core.unknown())
 
     async def run_session(self) -> None:
         """The per-session tasks: sender and expiry; on exit, in-flight requests are UNKNOWN."""
@@ -304,16 +344,23 @@ class Outbox:
                 nursery.start_soon(self._expiry)
                 if self.orders.resync_wanted:
                     self._resync()
+                self._watch(())
                 await self._sender()
         finally:
             self._nursery = None
             self._resyncing = False
-            self._settle(self._core.connection_lost())
+            now = trio.current_time()
+            self._settle(self._core.connection_lost(now))
+            self._watch(self._core.unknown())
 
     def close(self, reason: str) -> None:
         """The connection has ended: settle every request (unsent ones as not applied)."""
         if self._closed is None:
             self._closed = reason
+        if self._reconciler_scope is not None:
+            self._reconciler_scope.cancel()
+        self._watched.clear()
+        self._next_look.clear()
         self._settle(self._core.close(reason))
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -364,8 +411,8 @@ class Outbox:
             await self._send(batch.text)
         except FlexconnError as exc:
             # The socket is going away; the frame may have reached the exchange or not.
-            log.info("order command not sent cleanly (%s); reconciling after reconnect", exc)
-            self._settle(self._core.send_failed(batch))
+            log.info("order command not sent cleanly (%s); reconciling", exc)
+            self._settle(self._core.send_failed(batch, trio.current_time()))
             return False
         finally:
             self._sending = False
@@ -408,9 +455,8 @@ class Outbox:
             resolved, lookup = core.expire(trio.current_time())
             self._settle(resolved)
             if lookup:
-                log.warning("%d order replies overdue: looking them up", len(lookup))
-                assert self._nursery is not None
-                self._nursery.start_soon(self._look_up, lookup)
+                log.warning("%d order outcomes overdue: looking them up", len(lookup))
+                self._watch(lookup)
 
     def _resync(self) -> None:
         """Re-seed the open orders (after a cancel-all, which names no orders)."""
@@ -435,58 +481,139 @@ class Outbox:
 
     # -- reconciliation ------------------------------------------------------------------------
 
-    async def _look_up(
-        self,
-        tickets: Sequence[Ticket],
-        *,
-        final: bool = False,
-        snapshot: Sequence[RestOpenOrder] | None = None,
-    ) -> None:
-        """Settle UNKNOWN tickets from REST. ``final``: their socket is gone, so a request the
-        exchange shows no trace of was not applied (else its outcome stays unknown)."""
-        rest = self._rest
-        if rest is None:
-            self._give_up(tickets, "no reply within the deadline, and no REST client")
+    def _watch(self, tickets: Iterable[Ticket]) -> None:
+        """Have the reconciler look these UNKNOWN tickets up (now), starting it if needed."""
+        if self._closed is not None:
             return
-        for ticket in tickets:
-            if ticket.state is TicketState.DONE:
-                continue
-            try:
-                if snapshot is None:
-                    snapshot = (await rest.open_orders()).data
-                outcome = await self._reconcile(rest, ticket, snapshot, final)
-            except FlexconnError as exc:
-                outcome = OrderOutcomeUnknown(
-                    f"{ticket.action.value} outcome unknown: looking it up failed: {exc}"
-                )
-            if self._core.resolve(ticket, outcome):
-                self._settle([ticket])
+        watched = self._watched
+        fresh = [t for t in tickets if t.state is TicketState.UNKNOWN and t.seq not in watched]
+        if self._rest is None:
+            self._give_up(fresh, "no reply or confirmation in time, and no REST client")
+            return
+        now = trio.current_time()
+        for ticket in fresh:
+            self._watched[ticket.seq] = ticket
+            self._next_look[ticket.seq] = now
+        if fresh:
+            self._watch_wake.set()
+        if self._watched and not self._reconciling:
+            nursery = self._lifetime or self._nursery
+            if nursery is not None:
+                self._reconciling = True
+                nursery.start_soon(self._reconciler)
 
-    async def _reconcile(
+    async def _reconciler(self) -> None:
+        """Look UNKNOWN tickets up until each is settled or out of time (see the notes)."""
+        try:
+            with trio.CancelScope() as scope:
+                self._reconciler_scope = scope
+                while self._watched:
+                    await self._reconcile_round()
+        finally:
+            self._reconciler_scope = None
+            self._reconciling = False
+
+    async def _reconcile_round(self) -> None:
+        core = self._core
+        timeout = self.config.reconcile_timeout
+        now = trio.current_time()
+        for seq, ticket in list(self._watched.items()):
+            if ticket.state is not TicketState.UNKNOWN:
+                del self._watched[seq]
+                self._next_look.pop(seq, None)
+            elif now >= ticket.unknown_at + timeout:
+                self._unwatch(ticket)
+                self._give_up([ticket], f"still undecided after {timeout:g} s of lookups")
+        due = [t for seq, t in self._watched.items() if self._next_look[seq] <= now]
+        if not due:
+            if self._watched:
+                wake = min(
+                    min(self._next_look.values()),
+                    min(t.unknown_at + timeout for t in self._watched.values()),
+                )
+                self._watch_wake = trio.Event()
+                with trio.move_on_at(wake):
+                    await self._watch_wake.wait()
+            return
+        rest = self._rest
+        assert rest is not None
+        snapshot: Sequence[RestOpenOrder] | None = None
+        for ticket in sorted(due, key=lambda t: t.seq):
+            if ticket.state is not TicketState.UNKNOWN:
+                continue
+            # Whether absence proves anything is decided before looking (module notes).
+            provable = ticket.window_closed(self._wall_ms(), self.config.clock_skew_margin_ms)
+            verdict: Verdict = KeepLooking("the lookup ran out of time")
+            with trio.move_on_at(ticket.unknown_at + timeout):
+                try:
+                    if snapshot is None:
+                        snapshot = (await rest.open_orders()).data
+                    verdict = await self._verdict(rest, ticket, snapshot, provable)
+                except FlexconnError as exc:
+                    log.info("looking up a %s failed: %s", ticket.action.value, exc)
+                    verdict = KeepLooking(f"looking it up failed: {exc}")
+            if ticket.state is not TicketState.UNKNOWN:
+                self._unwatch(ticket)
+            elif isinstance(verdict, KeepLooking):
+                ticket.lookup_note = verdict.reason
+                self._next_look[ticket.seq] = trio.current_time() + self._look_again(ticket)
+            else:
+                self._unwatch(ticket)
+                if core.resolve(ticket, verdict):
+                    self._settle([ticket])
+
+    def _look_again(self, ticket: Ticket) -> float:
+        """Seconds until the next lookup: when the window is provably closed, if it is not."""
+        if ticket.stamp_ms is None or ticket.window_ms is None:
+            return _LOOKUP_INTERVAL
+        proof_ms = ticket.stamp_ms + ticket.window_ms + self.config.clock_skew_margin_ms + 1
+        wait = (proof_ms - self._wall_ms()) / 1000
+        return wait if wait > 0 else _LOOKUP_INTERVAL
+
+    def _unwatch(self, ticket: Ticket) -> None:
+        self._watched.pop(ticket.seq, None)
+        self._next_look.pop(ticket.seq, None)
+
+    async def _verdict(
         self,
         rest: OrderLookup,
         ticket: Ticket,
         snapshot: Sequence[RestOpenOrder],
-        final: bool,
-    ) -> Outcome:
+        provable: bool,
+    ) -> Verdict:
         request = ticket.request
         market = ticket.market_code
-        if isinstance(request, CancelOrder):
-            records: Sequence[OrderRecord] = ()
-            if not any(o.order_id == request.order_id for o in snapshot):
-                reply = await rest.orders(market_code=market, order_id=request.order_id)
-                records = reply.data
-            return cancel_outcome(ticket, open_orders=snapshot, records=records, final=final)
-        if isinstance(request, ModifyOrder):
-            found: list[OrderRecord] = []
-            if not any(o.order_id == request.order_id for o in snapshot):
-                found = list(
-                    (await rest.orders(market_code=market, order_id=request.order_id)).data
-                )
-                cids = {r.client_order_id for r in found if r.client_order_id is not None}
+        core = self._core
+        margin = self.config.clock_skew_margin_ms
+        if isinstance(request, CancelOrder | ModifyOrder):
+            order_id = request.order_id
+            records: list[OrderRecord] = []
+            if not any(o.order_id == order_id for o in snapshot):
+                records = list((await rest.orders(market_code=market, order_id=order_id)).data)
+                cids = {r.client_order_id for r in records if r.client_order_id is not None}
                 for cid in cids:
-                    found += (await rest.orders(market_code=market, client_order_id=cid)).data
-            return modify_outcome(ticket, open_orders=snapshot, records=found, final=final)
+                    records += (await rest.orders(market_code=market, client_order_id=cid)).data
+            others = core.others_on(ticket)
+            known = core.closed(order_id)
+            if isinstance(request, CancelOrder):
+                return cancel_outcome(
+                    ticket,
+                    open_orders=snapshot,
+                    records=records,
+                    final=ticket.session != core.session,
+                    others=others,
+                    known=known,
+                    margin_ms=margin,
+                )
+            return modify_outcome(
+                ticket,
+                open_orders=snapshot,
+                records=records,
+                provable=provable,
+                others=others,
+                known=known,
+                margin_ms=margin,
+            )
         since = ticket.sent_ms - self.config.lookup_margin_ms
         ack = place_outcome(ticket, open_orders=snapshot)
         if ack is None:
@@ -497,37 +624,25 @@ class Outbox:
         if ack is None:
             trades = await rest.trades(market, start_time=since)
             ack = place_outcome(ticket, trades=trades.data)
-        if ack is not None:
-            return ack
-        if final:
-            return OrderNotApplied(
-                f"the connection dropped before the reply, and the exchange has no order with "
-                f"clientOrderId {ticket.client_order_id}: it was not placed",
-                sent=True,
-            )
-        return OrderOutcomeUnknown(
-            f"no reply within {self.config.reply_timeout:g} s and no trace of clientOrderId "
-            f"{ticket.client_order_id} yet"
-        )
+        return place_verdict(ticket, ack, provable=provable)
 
     def _give_up(self, tickets: Sequence[Ticket], reason: str) -> None:
-        settled = [
-            t
-            for t in tickets
-            if self._core.resolve(t, OrderOutcomeUnknown(f"{t.action.value}: {reason}"))
-        ]
+        settled = []
+        for t in tickets:
+            note = f" (last lookup: {t.lookup_note})" if t.lookup_note else ""
+            if self._core.resolve(t, OrderOutcomeUnknown(f"{t.action.value}: {reason}{note}")):
+                settled.append(t)
         self._settle(settled)
 
     def _settle(self, tickets: Iterable[Ticket]) -> None:
         for ticket in tickets:
             outcome = ticket.outcome
-            if isinstance(outcome, ModifyAck) and outcome.source is not AckSource.REPLY:
-                if outcome.replaced_by is not None:
-                    self.orders.record_successor(outcome.order_id, outcome.replaced_by)
-                else:
-                    successor = self.orders.successor(outcome.order_id)
-                    if successor != outcome.order_id:
-                        ticket.outcome = attrs.evolve(outcome, replaced_by=successor)
+            if (
+                isinstance(outcome, ModifyAck)
+                and outcome.source is AckSource.REST
+                and outcome.replaced_by is not None
+            ):
+                self.orders.record_successor(outcome.order_id, outcome.replaced_by)
             event = self._done.pop(ticket.seq, None)
             if event is not None:
                 event.set()

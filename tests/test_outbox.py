@@ -156,15 +156,16 @@ async def test_place_many_leaves_in_commands_of_twenty(sim: Simulator) -> None:
 
 
 async def test_long_orders_split_at_the_message_length_limit(sim: Simulator) -> None:
-    zeros = "0" * 120  # exact decimals, written out in full: about 300 bytes per order
+    # Exact decimals, written out in full: about 440 bytes per order with its timestamp and
+    # recvWindow, so nine fit under the 4096-byte limit.
     orders = [
-        LimitOrder(MARKET, Side.BUY, D("0.001" + zeros), D(f"{30000 + i}.{zeros}"))
+        LimitOrder(MARKET, Side.BUY, D("0.001" + "0" * 120), D(f"{30000 + i}.{'0' * 120}"))
         for i in range(20)
     ]
     async with trading(sim) as conn:
         before = conn.stats().frames_out
         outcomes = await conn.place_many(orders)
-        assert conn.stats().frames_out - before == 2
+        assert conn.stats().frames_out - before == 3
         assert all(isinstance(o, PlaceAck) for o in outcomes)  # no 20027 refusal
         assert len(engine_orders(sim)) == 20
 
