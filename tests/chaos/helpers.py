@@ -224,6 +224,7 @@ class OrderRequest:
     quantity: Decimal | None = None
     origin: str | None = None
     outcomes: list[object] = attrs.Factory(list)
+    started_at: float | None = None  # trio time the caller asked
 
     def key(self) -> tuple[object, ...]:
         """What identifies the request's commands at the engine (a scenario keeps a modify's
@@ -266,6 +267,7 @@ class Requests:
         self.all: list[OrderRequest] = []
 
     async def _settle(self, request: OrderRequest, call: Awaitable[object]) -> object:
+        request.started_at = trio.current_time()
         self.all.append(request)
         try:
             outcome: object = await call
@@ -336,10 +338,17 @@ class OutcomeSummary:
     counts: dict[str, int]
     requests: int
     engine_commands: int
+    #: Engine commands that ran a second or more after the first request with their key was
+    #: made: frames read late from a stalled socket, or sent again (a healthy command runs
+    #: within milliseconds).
+    late_commands: int = 0
 
     def __str__(self) -> str:
         parts = ", ".join(f"{name}={n}" for name, n in sorted(self.counts.items()))
-        return f"{self.requests} requests, {self.engine_commands} engine commands: {parts}"
+        return (
+            f"{self.requests} requests, {self.engine_commands} engine commands "
+            f"({self.late_commands} late): {parts}"
+        )
 
 
 def describe(outcome: object) -> str:
@@ -476,17 +485,28 @@ def check_outcomes(requests: Sequence[OrderRequest], ledger: ExchangeLedger) -> 
                 f"the engine applied {len(done)} command(s) {[_brief(c) for c in done]} "
                 f"but these requests say theirs did nothing: {claims}"
             )
+    first_asked: dict[tuple[object, ...], float] = {}
+    for request in requests:
+        if request.started_at is not None:
+            key = request.key()
+            first_asked[key] = min(first_asked.get(key, request.started_at), request.started_at)
+    late = sum(
+        1
+        for command in ledger.commands
+        if command.at >= first_asked.get(command_key(command), command.at) + 1.0
+    )
+    summary = OutcomeSummary(
+        counts=counts,
+        requests=len(requests),
+        engine_commands=len(ledger.commands),
+        late_commands=late,
+    )
     if violations:
-        summary = OutcomeSummary(
-            counts=counts, requests=len(requests), engine_commands=len(ledger.commands)
-        )
         raise AssertionError(
             f"{len(violations)} outcome(s) contradict the exchange ({summary}):\n  "
             + "\n  ".join(violations)
         )
-    return OutcomeSummary(
-        counts=counts, requests=len(requests), engine_commands=len(ledger.commands)
-    )
+    return summary
 
 
 def _brief(command: EngineCommand) -> str:
