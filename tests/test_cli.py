@@ -7,6 +7,7 @@ command self-contained; ``flexconn sim`` is driven with SIGINT as a user's Ctrl-
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -253,3 +254,168 @@ def test_every_option_the_cli_page_names_exists() -> None:
             assert any(option in helps[c] for c in commands), (heading, option)
             checked += 1
     assert checked > 30
+
+
+def _order_id(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"order id (\d+)", result.stdout)
+    assert match, result.stdout
+    return match.group(1)
+
+
+def test_cancel_and_modify_of_a_filled_order_exit_1_with_the_close_reason(
+    running_sim: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    _process, env = running_sim
+    # A MARKET order fills at once against the simulator's resting quotes.
+    order_id = _order_id(flexconn("place", MARKET, "buy", "0.001", env=env))
+    for args in (["cancel", MARKET, order_id], ["modify", MARKET, order_id, "--price", "40000"]):
+        result = flexconn(*args, env=env)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert result.stdout == "", args
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert f"order {order_id} was already closed (FILLED)" in result.stderr, result.stderr
+        assert "100004" in result.stderr
+
+
+def test_a_second_cancel_of_one_order_exits_1_saying_it_was_cancelled_already(
+    running_sim: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    _process, env = running_sim
+    order_id = _order_id(flexconn("place", MARKET, "buy", "0.01", "40000", env=env))
+    first = flexconn("cancel", MARKET, order_id, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"order {order_id}: cancelled\n"
+    second = flexconn("cancel", MARKET, order_id, env=env)
+    assert second.returncode == 1, second.stdout
+    assert second.stdout == ""
+    assert f"order {order_id} was already closed (CANCELED_BY_USER)" in second.stderr
+
+
+def test_a_cancel_the_exchange_refuses_names_its_code_and_message(
+    running_sim: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    _process, env = running_sim
+    result = flexconn("cancel", MARKET, "12345", "23456", env=env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, lines
+    for order_id, line in zip(("12345", "23456"), lines, strict=False):
+        assert line.startswith(f"flexconn cancel: order {order_id} was not cancelled: ")
+        assert "[100005] Open order not found with id (OrderNotFoundError)" in line
+    assert lines[2] == "flexconn cancel: error: 2 of 2 cancels failed (see above)"
+
+
+def test_orders_is_an_error_when_rest_is_unreachable_not_an_empty_list(
+    running_sim: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    _process, env = running_sim
+    rest_url = f"http://127.0.0.1:{closed_port()}"
+    result = flexconn("orders", env={**env, "FLEXCONN_REST_URL": rest_url})
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot read the open orders from the REST origin {rest_url}" in result.stderr
+    # Without any REST origin the open orders cannot be known either.
+    no_rest = flexconn("orders", env={**env, "FLEXCONN_REST_URL": ""})
+    assert no_rest.returncode == 2
+    assert "the open orders come from REST: give --rest-url" in no_rest.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["orders", "--market", "DOGE-USD"],
+        ["place", "DOGE-USD", "buy", "1", "0.1"],
+        ["modify", "DOGE-USD", "1000000000001", "--price", "1"],
+        ["cancel", "DOGE-USD", "1000000000001"],
+        ["cancel", "DOGE-USD", "--all"],
+    ],
+)
+def test_an_unknown_market_is_an_error_that_lists_the_valid_ones(
+    running_sim: tuple[subprocess.Popen[str], dict[str, str]], args: list[str]
+) -> None:
+    _process, env = running_sim
+    result = flexconn(*args, env=env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "unknown market 'DOGE-USD': the exchange lists BTC-USD, ETH-USD," in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["book", "DOGE-USD", "--duration", "5"], "unknown market 'DOGE-USD': the exchange lists"),
+        (
+            ["stream", "trade:BTC-USD", "depth:DOGE-USD", "--count", "1"],
+            "unknown market 'DOGE-USD': the exchange lists",
+        ),
+    ],
+)
+def test_book_and_stream_refuse_an_unknown_market(args: list[str], message: str) -> None:
+    result = flexconn(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+
+
+def test_an_unknown_market_the_exchange_refuses_points_at_flexconn_markets(
+    running_sim: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    """Without a REST origin to check against, the exchange's own refusal is reported."""
+    _process, env = running_sim
+    result = flexconn("book", "DOGE-USD", "--duration", "5", "--url", env["FLEXCONN_URL"])
+    assert result.returncode == 1
+    assert "depthL25:DOGE-USD: marketCode is invalid" in result.stderr
+    assert "flexconn markets lists the valid market codes" in result.stderr
+
+
+def test_markets_lists_every_market_as_json_lines_when_piped(
+    running_sim: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    _process, env = running_sim
+    result = flexconn("markets", env=env)
+    assert result.returncode == 0, result.stderr
+    codes = [json.loads(line)["marketCode"] for line in result.stdout.splitlines()]
+    assert MARKET in codes and "ETH-USD" in codes
+    down = flexconn("markets", "--rest-url", f"http://127.0.0.1:{closed_port()}")
+    assert down.returncode == 1
+    assert "cannot read the markets from the REST origin" in down.stderr
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = flexconn("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"flexconn {version('flexconn')}\n"
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    from flexconn.cli import build_parser
+
+    parser = build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(subparsers.choices)
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    for name, sub in _subcommands().items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.dest)
+
+
+def test_the_credential_help_says_what_happens_without_credentials() -> None:
+    commands = _subcommands()
+    for name in ("orders", "place", "modify", "cancel"):
+        text = " ".join(commands[name].format_help().split())
+        assert "required: without a key pair the command stops with an error" in text, name
+    for name in ("stream", "book"):
+        text = " ".join(commands[name].format_help().split())
+        assert "the embedded simulator's demo account" in text, name
+        assert "no login: public channels only" in text, name

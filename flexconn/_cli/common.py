@@ -16,7 +16,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn, TypeAlias
@@ -27,7 +27,7 @@ import trio
 from flexconn.auth import Credentials
 from flexconn.config import ReconnectPolicy
 from flexconn.connection import Connection, open_connection
-from flexconn.errors import ExchangeError, FlexconnError, TransportError
+from flexconn.errors import ExchangeError, FlexconnError, OrderOutcomeUnknown, TransportError
 from flexconn.rest import RestClient
 from flexconn.sim import Simulator, serve
 from flexconn.transport import check_url
@@ -42,6 +42,7 @@ __all__ = [
     "ENV_API_SECRET",
     "ENV_REST_URL",
     "ENV_URL",
+    "EXIT_UNKNOWN",
     "CliError",
     "Handler",
     "Parser",
@@ -49,18 +50,24 @@ __all__ = [
     "Target",
     "add_connection_options",
     "add_logging_options",
+    "check_markets",
     "configure_logging",
     "connect_to",
     "credentials_from",
     "emit",
     "fail",
+    "market_codes",
     "nonnegative_float",
     "open_target",
     "positive_decimal",
     "positive_float",
     "positive_int",
     "run",
+    "unknown_market",
 ]
+
+#: The exit status of an order command whose outcome could not be learned (1: it failed).
+EXIT_UNKNOWN = 3
 
 ENV_URL = "FLEXCONN_URL"
 ENV_REST_URL = "FLEXCONN_REST_URL"
@@ -69,6 +76,8 @@ ENV_API_SECRET = "FLEXCONN_API_SECRET"
 
 #: ``handler(args, stop)``: the subcommand's body; ``stop`` is cancelled by Ctrl-C.
 Handler = Callable[[argparse.Namespace, trio.CancelScope], Awaitable[int]]
+
+log = logging.getLogger("flexconn.cli")
 
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -148,12 +157,20 @@ def add_connection_options(parser: argparse.ArgumentParser, *, embedded_sim: boo
         "--rest-url",
         help=f"REST origin (default: ${ENV_REST_URL}, else the simulator's; {DEFAULT_REST_URL})",
     )
-    group.add_argument(
-        "--api-key", help=f"API key (default: ${ENV_API_KEY}; the simulator's demo key)"
-    )
+    if embedded_sim:
+        key_help = (
+            f"API key (default: ${ENV_API_KEY}; with neither it nor --url, the embedded "
+            "simulator's demo account; with --url but no key, no login: public channels only)"
+        )
+    else:
+        key_help = (
+            f"API key (default: ${ENV_API_KEY}; required: without a key pair the command "
+            "stops with an error; flexconn sim prints its demo pair)"
+        )
+    group.add_argument("--api-key", help=key_help)
     group.add_argument(
         "--api-secret",
-        help=f"API secret (prefer ${ENV_API_SECRET}: flags show up in process lists)",
+        help=f"API secret (default: ${ENV_API_SECRET}; prefer it: flags show up in process lists)",
     )
     group.add_argument(
         "--allow-insecure",
@@ -327,6 +344,55 @@ async def connect_to(
         raise CliError(f"cannot connect to {target.ws_url}: {exc}") from None
 
 
+# --- markets -----------------------------------------------------------------------------------
+
+
+async def market_codes(rest_url: str | None) -> list[str] | None:
+    """The market codes ``GET /v2/all/markets`` of ``rest_url`` lists.
+
+    ``None`` when there is no REST origin or it cannot be read (the caller then lets the
+    exchange judge the market code).
+    """
+    if rest_url is None:
+        return None
+    try:
+        async with RestClient(rest_url) as rest:
+            reply = await rest.markets()
+    except (FlexconnError, OSError) as exc:
+        log.info("cannot list the markets of %s: %s", rest_url, exc)
+        return None
+    return [market.market_code for market in reply.data]
+
+
+def unknown_market(code: str, known: Sequence[str] | None) -> CliError:
+    """The error for a market code the exchange does not list (``known``: the codes it does)."""
+    if known:
+        listing = f"the exchange lists {', '.join(known)}"
+    else:
+        listing = "flexconn markets lists the valid codes"
+    return CliError(f"unknown market {code!r}: {listing}", status=2)
+
+
+async def check_markets(rest_url: str | None, codes: Iterable[str | None]) -> None:
+    """Fail in one line on the first of ``codes`` the REST origin does not list.
+
+    Does nothing when the origin cannot be read: the exchange then refuses an unknown market
+    itself (code 20015), which :func:`run` reports the same way.
+
+    Raises:
+        CliError: a market code that is not listed (status 2).
+    """
+    wanted = [code for code in codes if code is not None]
+    if not wanted:
+        return
+    known = await market_codes(rest_url)
+    if known is None:
+        return
+    for code in wanted:
+        if code not in known:
+            raise unknown_market(code, known)
+
+
 # --- running -----------------------------------------------------------------------------------
 
 
@@ -390,7 +456,13 @@ def _expected(exc: BaseException) -> CliError | None:
     if isinstance(exc, CliError):
         return exc
     if isinstance(exc, ExchangeError):
-        return CliError(f"the exchange refused: {exc} ({type(exc).__name__})")
+        hint = "; flexconn markets lists the valid market codes" if exc.code == "20015" else ""
+        return CliError(f"the exchange refused: {exc} ({type(exc).__name__}){hint}")
+    if isinstance(exc, OrderOutcomeUnknown):
+        return CliError(
+            f"outcome unknown: {exc} (see what the exchange holds with: flexconn orders)",
+            status=EXIT_UNKNOWN,
+        )
     if isinstance(exc, FlexconnError):
         return CliError(f"{exc} ({type(exc).__name__})")
     if isinstance(exc, OSError):

@@ -25,15 +25,34 @@ import orjson
 import trio
 from rich.console import RenderableType
 from rich.layout import Layout
+from rich.panel import Panel
 from rich.text import Text
 
 from flexconn._cli import view
-from flexconn.connection import Connection, LiveOrderBook
+from flexconn.connection import Connection, ConnectionState, LiveOrderBook
 from flexconn.errors import ExchangeError, FlexconnError, OrderNotApplied, OrderOutcomeUnknown
 from flexconn.models.market import Trade
 from flexconn.transport import Transport, TransportFactory
 
-__all__ = ["DemoState", "Scoreboard", "WireTap"]
+__all__ = ["LEGEND", "MIN_SIZE", "WIDE", "DemoState", "Scoreboard", "WireTap"]
+
+#: The smallest terminal (columns, lines) the live view is drawn in.
+MIN_SIZE = (80, 24)
+#: From this many columns on the view has three columns.
+WIDE = 130
+#: The line under the view: its markers and codes.
+LEGEND = view.legend(
+    (view.OWN_MARK, "your order rests at this price"),
+    ("20007", "refused as too fast (rate limit), resent"),
+    ("STALE", "book not live"),
+)
+# The narrowest book and middle columns, so the layout does not jump as numbers change length;
+# the side column's narrowest, and the fewest lines the open orders get.
+_COLUMN = 38
+_SIDE = 36
+_ORDERS_MIN = 6
+#: The fewest lines worth giving a table panel (borders, header, rule and two rows).
+_TABLE_MIN = 6
 
 _ORDER_OPS = {
     "placeorder": "place",
@@ -232,56 +251,143 @@ class DemoState:
     def render(self, width: int = 150, height: int = 45) -> RenderableType:
         """The live view for a terminal of ``width`` x ``height`` characters.
 
-        Wide terminals get three columns (book | trades and fills | orders, outbox and
-        connection); narrower ones two (book, trades and fills | the rest). Best at 120x40 or
-        more; the panels crop rather than wrap below that.
+        Every panel gets the width its numbers need, so nothing is cut short; what does not
+        fit is left out instead: the connection panel (its state is in the header), the fills,
+        the trades, then rows of the book and of the open orders (the last row says how many
+        more there are). From :data:`WIDE` columns on the view has three columns (book |
+        trades and fills | orders, outbox and connection), below that two. Under
+        :data:`MIN_SIZE`, or when even the book and a few orders do not fit, it says the
+        terminal is too small.
         """
-        conn, live = self.conn, self.book
+        if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
+            return self._too_small(width, height)
+        conn = self.conn
         header = Text.assemble(
             ("flexconn demo  ", "bold"),
             view.state_text(conn.state) if conn is not None else Text("STARTING"),
             f"  {self.market}  ",
             (f"{self.elapsed():4.1f}/{self.duration:g} s", "dim"),
-            "  ",
-            (self.phase, "italic cyan"),
         )
-        own = [row.price for row in self.our_orders() if row.price is not None]
-        book: RenderableType = (
-            view.book_panel(live.book, levels=10, own_prices=own, title=f"book {self.market}")
-            if live is not None
-            else Text("waiting for the book")
-        )
-        trades = view.trades_panel(list(self.trades)[::-1][:10])
-        fills = view.fills_panel(list(self.fills)[::-1])
-        events = 12 if height >= 40 else 6
+        phase = Text.assemble("  ", (self.phase, "italic cyan"))
+        if header.cell_len + phase.cell_len <= width:
+            header.append_text(phase)  # else the events log says what the script is doing
+        header_h, legend_h = view.height_of(header, width), view.height_of(LEGEND, width)
+        events_h = 8 if height >= 40 else 4
+        body_h = height - header_h - legend_h - events_h
+        book = self._book_panel(body_h)
+        book_w, book_h = max(_COLUMN, view.width_of(book)), view.height_of(book, _COLUMN)
+        trades = list(self.trades)[::-1]
+        fills = list(self.fills)[::-1]
+        trades_w = view.width_of(view.trades_panel(trades))
+        fills_w = view.width_of(view.fills_panel(fills))
+        columns: list[Layout] = []
+        middle_w = max(_COLUMN, trades_w, fills_w)
+        if width >= WIDE and width - book_w - middle_w >= _SIDE:
+            columns.append(Layout(book, name="book", size=book_w))
+            trades_h = body_h // 2
+            middle = Layout(name="middle", size=middle_w)
+            middle.split_column(
+                Layout(view.trades_panel(trades[: trades_h - 4]), name="trades", size=trades_h),
+                Layout(view.fills_panel(fills[: body_h - trades_h - 4]), name="fills"),
+            )
+            columns.append(middle)
+        else:
+            left_w = book_w
+            if width - max(book_w, trades_w, fills_w) >= _SIDE:
+                left_w = max(book_w, trades_w, fills_w)
+            parts = [Layout(book, name="book", size=book_h)]
+            room = body_h - book_h
+            show_trades = trades_w <= left_w and room >= _TABLE_MIN
+            show_fills = fills_w <= left_w and room >= 2 * _TABLE_MIN
+            if show_trades and show_fills:
+                trades_h = room // 2
+                parts.append(
+                    Layout(view.trades_panel(trades[: trades_h - 4]), name="trades", size=trades_h)
+                )
+                parts.append(Layout(view.fills_panel(fills[: room - trades_h - 4]), name="fills"))
+            elif show_trades:
+                parts.append(Layout(view.trades_panel(trades[: room - 4]), name="trades"))
+            parts[-1].size = None  # the last part takes what is left, to the last line
+            left = Layout(name="left", size=left_w)
+            left.split_column(*parts)
+            columns.append(left)
+        side = self._side(width - sum(c.size or 0 for c in columns), body_h)
+        if side is None:
+            return self._too_small(width, height)
+        columns.append(side)
         layout = Layout()
         layout.split_column(
-            Layout(header, name="header", size=1),
-            Layout(name="body", ratio=1),
-            Layout(view.log_panel(list(self.log)[-(events - 2) :]), name="events", size=events),
+            Layout(header, name="header", size=header_h),
+            Layout(name="body", size=body_h),
+            Layout(
+                view.log_panel(list(self.log), width=width, height=events_h),
+                name="events",
+                size=events_h,
+            ),
+            Layout(LEGEND, name="legend", size=legend_h),
         )
-        side = Layout(name="side", ratio=6 if width >= 120 else 1)
-        if width >= 120:
-            layout["body"].split_row(
-                Layout(book, name="book", ratio=5),
-                view.split(("trades", trades, 1), ("fills", fills, 1), column=True, ratio=5),
-                side,
-            )
-        else:
-            layout["body"].split_row(
-                view.split(
-                    ("book", book, 3), ("trades", trades, 2), ("fills", fills, 2), column=True
-                ),
-                side,
-            )
-        side.split_column(
-            Layout(view.orders_panel(self.our_orders(), show_market=False), name="orders"),
-            Layout(self._outbox_panel(), name="outbox", size=9),
-            Layout(self._connection_panel(), name="connection", size=7),
-        )
+        layout["body"].split_row(*columns)
         return layout
 
-    def _outbox_panel(self) -> RenderableType:
+    def _book_panel(self, height: int) -> Panel:
+        conn, live = self.conn, self.book
+        if live is None:
+            return view.kv_panel(f"book {self.market}", [("book", "waiting")], style="cyan")
+        stale = None
+        if conn is not None and conn.state is not ConnectionState.CONNECTED:
+            stale = conn.state.value
+        return view.book_panel(
+            live.book,
+            levels=view.fit_levels(10, height, reserved=0),
+            own_prices=[row.price for row in self.our_orders() if row.price is not None],
+            title=f"book {self.market}",
+            stale=stale,
+        )
+
+    def _side(self, width: int, height: int) -> Layout | None:
+        """Orders, outbox and connection stacked in ``width`` x ``height``; ``None`` when the
+        outbox and a few orders do not fit."""
+        outbox, connection = self._outbox_panel(), self._connection_panel()
+        outbox_h = view.height_of(outbox, width)
+        connection_h = view.height_of(connection, width)
+        orders_h = height - outbox_h - connection_h
+        if orders_h < _ORDERS_MIN:
+            orders_h, connection_h = height - outbox_h, 0
+        if orders_h < _ORDERS_MIN:
+            outbox = self._outbox_panel(compact=True)
+            outbox_h = view.height_of(outbox, width)
+            orders_h = height - outbox_h
+        if orders_h < _ORDERS_MIN:
+            return None
+        rows = self.our_orders()
+        orders = view.orders_panel(rows, show_market=False, max_rows=orders_h - 4)
+        if view.width_of(orders) > width:
+            orders = view.orders_panel(
+                rows, show_market=False, show_status=False, max_rows=orders_h - 4
+            )
+            if view.width_of(orders) > width:
+                return None
+        parts = [
+            Layout(orders, name="orders", size=orders_h),
+            Layout(outbox, name="outbox", size=outbox_h),
+        ]
+        if connection_h:
+            parts.append(Layout(connection, name="connection", size=connection_h))
+        parts[-1].size = None  # the last part takes what is left, to the last line
+        side = Layout(name="side")
+        side.split_column(*parts)
+        return side
+
+    def _too_small(self, width: int, height: int) -> RenderableType:
+        return Text(
+            f"flexconn demo: this terminal ({width}x{height}) is too small for the live view; "
+            f"it needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}. Enlarge it, or run "
+            "flexconn demo --plain for one line per event.",
+            style="bold yellow",
+        )
+
+    def _outbox_panel(self, *, compact: bool = False) -> RenderableType:
+        """The outbox's figures; ``compact``: only the outcomes (for short terminals)."""
         tap, score = self.tap, self.score
         if self.conn is None:
             return view.kv_panel("outbox", [("commands sent", "0")], style="cyan")
@@ -292,24 +398,27 @@ class DemoState:
             if stats.commands_sent and per
             else "-"
         )
+        kinds: Counter[str] = Counter()
+        for op, n in tap.commands.items():
+            kinds[_ORDER_OPS[op]] += n
         rejected = ", ".join(f"{n} {name}" for name, n in score.rejected.items()) or "0"
-        return view.kv_panel(
-            "outbox",
-            [
-                ("commands sent", f"{stats.commands_sent} ({_counts(tap.commands)})"),
-                ("orders per command", batches),
-                ("queued / in flight", f"{stats.queued} / {stats.in_flight}"),
-                ("acks", f"{sum(score.acked.values())} ({_counts(score.acked)})"),
-                ("rejections", rejected),
-                (
-                    "reconciled",
-                    f"{stats.reconciled} (not applied {score.not_applied}, "
-                    f"unknown {score.unknown}, 20007 {stats.rate_limited})",
-                ),
-                ("latency", score.latency_text()),
-            ],
-            style="cyan",
-        )
+        items: list[tuple[str, RenderableType]] = [
+            ("commands sent", f"{stats.commands_sent} ({_counts(kinds)})"),
+            ("orders/command", batches),
+            ("queued/in flight", f"{stats.queued} / {stats.in_flight}"),
+            ("acks", f"{sum(score.acked.values())} ({_counts(score.acked)})"),
+            ("rejections", rejected),
+            (
+                "reconciled",
+                f"{stats.reconciled} ({score.not_applied} not applied, {score.unknown} unknown)",
+            ),
+            ("20007 resent", str(stats.rate_limited)),
+            ("latency", score.latency_text()),
+        ]
+        if compact:
+            keep = {"commands sent", "acks", "rejections", "20007 resent"}
+            items = [(label, value) for label, value in items if label in keep]
+        return view.kv_panel("outbox", items, style="cyan")
 
     def _connection_panel(self) -> RenderableType:
         conn = self.conn

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import trio
 from rich.console import Console, Group
@@ -24,6 +23,10 @@ from rich.text import Text
 
 from flexconn._cli import view
 from flexconn._cli.common import (
+    ENV_API_KEY,
+    ENV_API_SECRET,
+    ENV_REST_URL,
+    EXIT_UNKNOWN,
     CliError,
     Subparsers,
     add_connection_options,
@@ -34,9 +37,16 @@ from flexconn._cli.common import (
     positive_decimal,
     positive_float,
     positive_int,
+    unknown_market,
 )
 from flexconn.connection import Connection
-from flexconn.errors import FlexconnError
+from flexconn.errors import (
+    ExchangeError,
+    FlexconnError,
+    OrderNotApplied,
+    OrderNotFoundError,
+    OrderOutcomeUnknown,
+)
 from flexconn.models.enums import Side, TimeInForce
 from flexconn.models.orders import (
     CancelOrder,
@@ -47,6 +57,7 @@ from flexconn.models.orders import (
 )
 from flexconn.models.rest import BalancesReply
 from flexconn.orders import WorkingOrder
+from flexconn.outbox import CancelAck
 from flexconn.protocol.codec import dumps
 from flexconn.rest import RestClient
 
@@ -96,9 +107,18 @@ def _register_place(subparsers: Subparsers) -> None:
     )
     parser.add_argument("market", metavar="MARKET", help="market code, e.g. BTC-USD-SWAP-LIN")
     parser.add_argument("side", metavar="SIDE", type=_side, help="buy or sell")
-    parser.add_argument("quantity", metavar="QUANTITY", type=positive_decimal)
     parser.add_argument(
-        "price", metavar="PRICE", type=positive_decimal, nargs="?", help="limit price"
+        "quantity",
+        metavar="QUANTITY",
+        type=positive_decimal,
+        help="how much, in the market's base asset, e.g. 0.01",
+    )
+    parser.add_argument(
+        "price",
+        metavar="PRICE",
+        type=positive_decimal,
+        nargs="?",
+        help="limit price; leave it out for a MARKET order",
     )
     parser.add_argument(
         "--stop", type=positive_decimal, metavar="PRICE", help="stop price (a stop-limit order)"
@@ -123,14 +143,18 @@ def _register_modify(subparsers: Subparsers) -> None:
         help="change an open limit order's price or quantity",
         description=(
             "Modify an open LIMIT order. Reducing only the quantity keeps its id; any other "
-            "change replaces it with a new order id, which is printed."
+            "change replaces it with a new order id, which is printed. Prints only a confirmed "
+            "change; exit status 1 when the order was not modified (refused, already closed), "
+            "3 when the outcome could not be learned."
         ),
     )
-    parser.add_argument("market", metavar="MARKET")
-    parser.add_argument("order_id", metavar="ORDER_ID", type=positive_int)
-    parser.add_argument("--price", type=positive_decimal)
-    parser.add_argument("--quantity", type=positive_decimal)
-    parser.add_argument("--side", type=_side)
+    parser.add_argument("market", metavar="MARKET", help="the order's market code")
+    parser.add_argument(
+        "order_id", metavar="ORDER_ID", type=positive_int, help="the open order's id"
+    )
+    parser.add_argument("--price", type=positive_decimal, help="the new limit price")
+    parser.add_argument("--quantity", type=positive_decimal, help="the new quantity")
+    parser.add_argument("--side", type=_side, help="the new side: buy or sell")
     _common(parser)
     parser.set_defaults(handler=handle_modify, log_level=logging.WARNING)
 
@@ -141,11 +165,20 @@ def _register_cancel(subparsers: Subparsers) -> None:
         help="cancel open orders",
         description=(
             "Cancel the given orders of MARKET, or with --all every open order (of MARKET when "
-            "given), in batches."
+            "given), in batches. Prints 'cancelled' only for a cancel the exchange confirmed; "
+            "exit status 1 when an order was not cancelled (refused, already closed), 3 when an "
+            "outcome could not be learned."
         ),
     )
-    parser.add_argument("market", metavar="MARKET", nargs="?")
-    parser.add_argument("order_ids", metavar="ORDER_ID", type=positive_int, nargs="*")
+    parser.add_argument(
+        "market",
+        metavar="MARKET",
+        nargs="?",
+        help="the orders' market code (with --all: only this market's orders)",
+    )
+    parser.add_argument(
+        "order_ids", metavar="ORDER_ID", type=positive_int, nargs="*", help="ids of open orders"
+    )
     parser.add_argument("--all", action="store_true", help="every open order")
     _common(parser)
     parser.set_defaults(handler=handle_cancel, log_level=logging.WARNING)
@@ -170,24 +203,53 @@ def _time_in_force(text: str) -> TimeInForce:
 
 
 @asynccontextmanager
-async def _account(args: argparse.Namespace) -> AsyncIterator[tuple[Connection, RestClient | None]]:
-    """A logged-in connection (with a REST client for its outbox when there is a REST URL)."""
+async def _account(
+    args: argparse.Namespace, *, markets: Sequence[str | None] = (), reads_orders: bool = False
+) -> AsyncIterator[tuple[Connection, RestClient | None]]:
+    """A logged-in connection (with a REST client for its outbox when there is a REST URL).
+
+    ``markets`` are checked against the exchange's list first (when the REST origin can be
+    read). With ``reads_orders`` the command shows the open orders, which only REST can give:
+    no REST origin, or one that cannot be read, is then an error rather than an empty list.
+    """
     async with open_target(args) as target:
         if target.credentials is None:
             raise CliError(
-                "no credentials: give --api-key and --api-secret, or set FLEXCONN_API_KEY and "
-                "FLEXCONN_API_SECRET (flexconn sim prints the demo pair)",
+                f"no credentials: give --api-key and --api-secret, or set {ENV_API_KEY} and "
+                f"{ENV_API_SECRET} (flexconn sim prints its demo pair)",
                 status=2,
             )
         if target.rest_url is None:
+            if reads_orders:
+                raise CliError(
+                    f"the open orders come from REST: give --rest-url or set {ENV_REST_URL}",
+                    status=2,
+                )
             async with connect_to(target, args) as conn:
                 yield conn, None
             return
-        async with (
-            RestClient(target.rest_url, target.credentials) as rest,
-            connect_to(target, args, rest=rest) as conn,
-        ):
-            yield conn, rest
+        async with RestClient(target.rest_url, target.credentials) as rest:
+            try:
+                known: list[str] | None = [m.market_code for m in (await rest.markets()).data]
+            except (FlexconnError, OSError) as exc:
+                if reads_orders:
+                    raise _rest_unreadable(target.rest_url, exc) from None
+                known = None  # the outbox warns that it cannot seed; the exchange judges markets
+            for code in markets:
+                if code is not None and known is not None and code not in known:
+                    raise unknown_market(code, known)
+            async with connect_to(target, args, rest=rest) as conn:
+                if reads_orders and not conn.orders.synced:
+                    try:
+                        await rest.open_orders()
+                    except (FlexconnError, OSError) as exc:
+                        raise _rest_unreadable(target.rest_url, exc) from None
+                    raise CliError(f"the open orders could not be read from {target.rest_url}")
+                yield conn, rest
+
+
+def _rest_unreadable(url: str, exc: BaseException) -> CliError:
+    return CliError(f"cannot read the open orders from the REST origin {url}: {exc}")
 
 
 def _rows(conn: Connection, market: str | None) -> list[view.OrderRow]:
@@ -233,11 +295,7 @@ async def handle_orders(args: argparse.Namespace, stop: trio.CancelScope) -> int
             "--watch needs a terminal; to follow orders piped use: flexconn stream order:all", 2
         )
     with stop, trio.move_on_after(args.duration or float("inf")):
-        async with _account(args) as (conn, rest):
-            if not conn.orders.synced:
-                logging.getLogger("flexconn.cli").warning(
-                    "no REST origin: only orders whose notices arrive from now on are shown"
-                )
+        async with _account(args, markets=[args.market], reads_orders=True) as (conn, rest):
             if not terminal:
                 for order in _open(conn, args.market):
                     emit(dumps(order))
@@ -311,8 +369,19 @@ def _order(args: argparse.Namespace) -> OrderSpec:
 async def handle_place(args: argparse.Namespace, stop: trio.CancelScope) -> int:
     order = _order(args)
     with stop:
-        async with _account(args) as (conn, _rest):
-            ack = await conn.place(order)
+        async with _account(args, markets=[args.market]) as (conn, _rest):
+            try:
+                ack = await conn.place(order)
+            except FlexconnError as exc:
+                raise _not_done(
+                    exc,
+                    what=f"placing {_describe(order)}",
+                    order_id=None,
+                    check=(
+                        "before placing it again, look for it with: flexconn orders "
+                        f"--market {order.market_code}"
+                    ),
+                ) from None
             emit(
                 f"placed {_describe(ack.order)}: order id {ack.order_id}, "
                 f"client order id {ack.client_order_id}"
@@ -324,7 +393,7 @@ async def handle_modify(args: argparse.Namespace, stop: trio.CancelScope) -> int
     if args.price is None and args.quantity is None and args.side is None:
         raise CliError("nothing to change: give --price, --quantity and/or --side", status=2)
     with stop:
-        async with _account(args) as (conn, _rest):
+        async with _account(args, markets=[args.market]) as (conn, _rest):
             before = conn.orders.get(args.order_id)
             in_place = (
                 args.price is None
@@ -332,11 +401,27 @@ async def handle_modify(args: argparse.Namespace, stop: trio.CancelScope) -> int
                 and before is not None
                 and args.quantity < before.quantity
             )
-            ack = await conn.modify(
-                args.order_id, args.market, side=args.side, price=args.price, quantity=args.quantity
-            )
+            try:
+                ack = await conn.modify(
+                    args.order_id,
+                    args.market,
+                    side=args.side,
+                    price=args.price,
+                    quantity=args.quantity,
+                )
+            except FlexconnError as exc:
+                raise _not_done(
+                    exc,
+                    what=f"modifying order {args.order_id}",
+                    order_id=args.order_id,
+                    verb="modified",
+                    check=(
+                        f"see whether order {args.order_id} (or a replacement with its client "
+                        f"order id) changed with: flexconn orders --market {args.market}"
+                    ),
+                ) from None
             # A replacement's OrderOpened notice may trail the reply by a moment.
-            with trio.move_on_after(0 if in_place else 1):
+            with trio.move_on_after(0 if in_place or ack.replaced_by else 1):
                 while conn.orders.successor(ack.order_id) == ack.order_id:  # noqa: ASYNC110
                     await trio.sleep(0.02)
             successor = ack.replaced_by or conn.orders.successor(ack.order_id)
@@ -352,9 +437,9 @@ async def handle_cancel(args: argparse.Namespace, stop: trio.CancelScope) -> int
         raise CliError("give ORDER_ID(s) or --all (not both)", status=2)
     if args.order_ids and args.market is None:
         raise CliError("cancelling by id needs the MARKET", status=2)
-    failed = 0
+    failures: list[CliError] = []
     with stop:
-        async with _account(args) as (conn, _rest):
+        async with _account(args, markets=[args.market]) as (conn, _rest):
             if args.all:
                 requests = [
                     CancelOrder(o.market_code, o.order_id) for o in _open(conn, args.market)
@@ -364,13 +449,68 @@ async def handle_cancel(args: argparse.Namespace, stop: trio.CancelScope) -> int
             if not requests:
                 emit("no open orders to cancel")
                 return 0
-            outcomes: list[Any] = await conn.cancel_many(requests)
+            outcomes: list[CancelAck | FlexconnError] = await conn.cancel_many(requests)
             for request, outcome in zip(requests, outcomes, strict=True):
                 if isinstance(outcome, FlexconnError):
-                    failed += 1
-                    emit(f"order {request.order_id}: not cancelled: {outcome}")
+                    failures.append(
+                        _not_done(
+                            outcome,
+                            what=f"cancelling order {request.order_id}",
+                            order_id=request.order_id,
+                            verb="cancelled",
+                            check=(
+                                f"order {request.order_id} is still open if this lists it: "
+                                f"flexconn orders --market {request.market_code}"
+                            ),
+                        )
+                    )
                 else:
                     emit(f"order {request.order_id}: cancelled")
-    if failed:
-        raise CliError(f"{failed} of {len(requests)} cancels failed")
-    return 0
+    if not failures:
+        return 0
+    status = max(failure.status for failure in failures)
+    if len(requests) == 1:
+        raise failures[0]
+    for failure in failures:
+        sys.stderr.write(f"flexconn cancel: {failure}\n")
+    raise CliError(f"{len(failures)} of {len(requests)} cancels failed (see above)", status)
+
+
+def _not_done(
+    exc: FlexconnError, *, what: str, order_id: int | None, check: str, verb: str = "placed"
+) -> CliError:
+    """The one-line error of an order request that did not (provably) do what was asked.
+
+    Exit status 1 when the exchange refused it or did not act on it, :data:`EXIT_UNKNOWN` when
+    the outcome could not be learned (``check`` then says how to find out).
+    """
+    subject = f"order {order_id}" if order_id is not None else "the order"
+    if isinstance(exc, OrderOutcomeUnknown):
+        return CliError(f"{what}: the outcome is unknown ({exc}); {check}", EXIT_UNKNOWN)
+    if isinstance(exc, OrderNotFoundError) and order_id is not None:
+        closed = _close_reason(exc)
+        if closed is not None:
+            reason = f" ({closed})" if closed else ""
+            return CliError(
+                f"order {order_id} was already closed{reason}, so it was not {verb}: "
+                f"the exchange said {exc}"
+            )
+    if isinstance(exc, ExchangeError):
+        hint = "; flexconn markets lists the valid market codes" if exc.code == "20015" else ""
+        return CliError(
+            f"{subject} was not {verb}: the exchange refused: {exc} ({type(exc).__name__}){hint}"
+        )
+    if isinstance(exc, OrderNotApplied):
+        return CliError(
+            f"{subject} was not {verb}: {exc} (the exchange did not act on it; sending it "
+            "again is safe)"
+        )
+    return CliError(f"{subject} was not {verb}: {exc} ({type(exc).__name__})")
+
+
+def _close_reason(exc: OrderNotFoundError) -> str | None:
+    """For an already-closed order: how it closed ("" if unknown); ``None`` for other errors."""
+    if not hasattr(exc, "close_reason"):
+        return None
+    reason = exc.close_reason
+    return "" if reason is None else str(getattr(reason, "value", reason))

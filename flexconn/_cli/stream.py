@@ -2,13 +2,16 @@
 
 The lines are the codec's own encoding (:func:`flexconn.protocol.codec.dumps`), the wire form of
 each typed message, so they can be piped into ``jq`` or read back. After a reconnect each feed
-also prints a ``{"marker": "StreamRestarted", ...}`` line: data may be missing before it.
+also prints a ``{"marker": "StreamRestarted", ...}`` line: data may be missing before it. The
+connection's state goes to stderr: each drop with its reason, each reconnect.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -20,19 +23,21 @@ from flexconn._cli.common import (
     Subparsers,
     add_connection_options,
     add_logging_options,
+    check_markets,
     connect_to,
     emit,
     open_target,
     positive_float,
     positive_int,
 )
-from flexconn.channels import Channel
+from flexconn.channels import ALL, Channel
 from flexconn.config import Backpressure
+from flexconn.connection import Connection, ConnectionEvent, ConnectionState
 from flexconn.errors import ValidationError
 from flexconn.feeds import Feed, StreamRestarted
 from flexconn.protocol.codec import dumps
 
-__all__ = ["marker_line", "register"]
+__all__ = ["marker_line", "register", "report_connection"]
 
 
 def register(subparsers: Subparsers) -> None:
@@ -89,16 +94,54 @@ async def handle(args: argparse.Namespace, stop: trio.CancelScope) -> int:
             private = [str(channel) for channel in channels if channel.private]
             if private and target.credentials is None:
                 raise CliError(f"{private[0]} is private: give an API key and secret", status=2)
+            # Every public channel's selector is a market code (or "all").
+            await check_markets(
+                target.rest_url,
+                dict.fromkeys(c.selector for c in channels if not c.private and c.selector != ALL),
+            )
             async with (
                 connect_to(target, args) as conn,
+                conn.events() as events,
                 AsyncExitStack() as stack,
+                trio.open_nursery() as nursery,
             ):
+                nursery.start_soon(report_connection, conn, events, _to_stderr)
                 feeds = [
                     await stack.enter_async_context(conn.subscribe(channel, policy=policy))
                     for channel in channels
                 ]
                 await _pump(feeds, count=args.count, duration=args.duration)
+                nursery.cancel_scope.cancel()
     return 0
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(f"flexconn stream: {line}\n")
+    sys.stderr.flush()
+
+
+async def report_connection(
+    conn: Connection, events: Feed[ConnectionEvent], sink: Callable[[str], None]
+) -> None:
+    """Say on ``sink`` (stderr) when the connection drops, why, and when it is back.
+
+    stdout carries only messages (and continuity markers), so a consumer of the JSON lines is
+    not disturbed; a person watching the terminal sees that data stopped because the
+    connection did, not because the market went quiet.
+    """
+    down = False
+    async for event in events:
+        if isinstance(event, StreamRestarted) or event.kind != "state" or event.state is None:
+            continue
+        detail = f": {event.detail}" if event.detail else ""
+        if event.state is ConnectionState.RECONNECTING:
+            down = True
+            sink(f"disconnected{detail}; reconnecting (data may be missing until it is back)")
+        elif event.state is ConnectionState.CONNECTED and down:
+            down = False
+            sink(f"reconnected (reconnect #{conn.stats().reconnects}); resubscribing")
+        elif event.state is ConnectionState.CLOSED:
+            sink(f"connection closed{detail}")
 
 
 async def _pump(feeds: list[Feed[Any]], *, count: int | None, duration: float | None) -> None:

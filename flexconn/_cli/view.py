@@ -7,14 +7,16 @@ decide when to redraw.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import attrs
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.layout import Layout
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -25,18 +27,23 @@ from flexconn.models.enums import Side
 from flexconn.models.market import Trade
 
 __all__ = [
+    "OWN_MARK",
     "FillRow",
     "OrderRow",
     "book_panel",
     "clock",
     "fills_panel",
+    "fit_levels",
+    "height_of",
     "kv_panel",
+    "legend",
     "log_panel",
     "number",
     "orders_panel",
     "split",
     "state_text",
     "trades_panel",
+    "width_of",
 ]
 
 _SIDE_STYLE = {Side.BUY: "green", Side.SELL: "red"}
@@ -100,32 +107,40 @@ def book_panel(
     levels: int,
     title: str | None = None,
     own_prices: Iterable[Decimal] = (),
+    stale: str | None = None,
 ) -> Panel:
-    """The two-sided book: bids left (best first), asks right, spread underneath.
+    """The two-sided book: bids left (best first), asks right, spread and sequence underneath.
 
-    Levels at which one of ``own_prices`` rests are marked with a dot.
+    Levels at which one of ``own_prices`` rests are marked with :data:`OWN_MARK`. A book that
+    is not valid, or ``stale`` (why the connection is not live), shows no levels: it says
+    ``STALE`` and why instead of passing the last frozen levels off as live. Cells never wrap
+    or truncate: the caller gives the panel at least :func:`width_of` it.
     """
     own = set(own_prices)
-    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
-    table.add_column("bid qty", justify="right", style="green")
-    table.add_column("bid", justify="right", style="bold green")
-    table.add_column("ask", justify="left", style="bold red")
-    table.add_column("ask qty", justify="left", style="red")
-    bids, asks = book.bids[:levels], book.asks[:levels]
-    for index in range(max(len(bids), len(asks), 1 if not book.valid else 0)):
-        bid = bids[index] if index < len(bids) else None
-        ask = asks[index] if index < len(asks) else None
-        table.add_row(
-            number(bid.quantity) if bid else "",
-            _marked(bid.price, own, before=True) if bid else "",
-            _marked(ask.price, own, before=False) if ask else "",
-            number(ask.quantity) if ask else "",
-        )
-    if book.valid:
-        status = Text.assemble(("spread ", "dim"), _spread(book), ("  seq ", "dim"))
+    table = _table()
+    table.add_column("qty", justify="right", style="green", no_wrap=True)
+    table.add_column("bid", justify="right", style="bold green", no_wrap=True)
+    table.add_column("ask", justify="left", style="bold red", no_wrap=True)
+    table.add_column("qty", justify="left", style="red", no_wrap=True)
+    status = Text()
+    if book.valid and stale is None:
+        bids, asks = book.bids[:levels], book.asks[:levels]
+        for index in range(max(len(bids), len(asks))):
+            bid = bids[index] if index < len(bids) else None
+            ask = asks[index] if index < len(asks) else None
+            table.add_row(
+                number(bid.quantity) if bid else "",
+                _marked(bid.price, own, before=True) if bid else "",
+                _marked(ask.price, own, before=False) if ask else "",
+                number(ask.quantity) if ask else "",
+            )
+        status.append("spread ", "dim")
+        status.append(_spread(book))
+        status.append("\nseq ", "dim")
         status.append(str(book.seq_num if book.seq_num is not None else "-"))
     else:
-        status = Text("stale: waiting for a fresh snapshot", style="bold yellow")
+        why = stale or "book invalidated"
+        status.append(f"STALE ({why}): not live, waiting for a fresh snapshot", "bold yellow")
     return Panel(
         Group(table, status),
         title=title or f"book {book.market_code}",
@@ -133,11 +148,15 @@ def book_panel(
     )
 
 
+#: Marks a book level at which one of the account's own orders rests.
+OWN_MARK = "•"
+
+
 def _marked(price: Decimal, own: set[Decimal], *, before: bool) -> str:
     text = number(price)
     if price not in own:
         return text
-    return f"• {text}" if before else f"{text} •"
+    return f"{OWN_MARK} {text}" if before else f"{text} {OWN_MARK}"
 
 
 def _spread(book: OrderBook) -> str:
@@ -149,11 +168,56 @@ def _spread(book: OrderBook) -> str:
     return f"{number(spread)} ({bps:.1f} bps)"
 
 
+def _table() -> Table:
+    return Table(
+        box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False, collapse_padding=True
+    )
+
+
+# --- fitting panels to a terminal ---------------------------------------------------------------
+
+
+def _scratch() -> Console:
+    return Console(width=10_000, file=io.StringIO(), color_system=None, legacy_windows=False)
+
+
+def width_of(panel: Panel) -> int:
+    """The columns ``panel`` needs to show every cell in full (its content's natural width)."""
+    console = _scratch()
+    inner = Measurement.get(console, console.options, panel.renderable).maximum
+    title = len(panel.title) + 4 if isinstance(panel.title, str) else 0
+    return max(inner, title) + 4  # two borders, one column of padding each side
+
+
+def height_of(renderable: RenderableType, width: int) -> int:
+    """The lines ``renderable`` takes when drawn ``width`` columns wide."""
+    console = _scratch()
+    return len(console.render_lines(renderable, console.options.update_width(width), pad=False))
+
+
+def fit_levels(wanted: int, height: int, *, reserved: int) -> int:
+    """How many levels a side of the book can show in ``height`` lines (``reserved`` for the
+    rest of the screen), at most ``wanted`` and at least one."""
+    chrome = 6  # borders, header, rule, spread and sequence lines
+    return max(1, min(wanted, height - reserved - chrome))
+
+
+def legend(*entries: tuple[str, str]) -> Text:
+    """One line (wrapped if it must) explaining the view's markers and codes."""
+    text = Text(style="dim")
+    for index, (mark, meaning) in enumerate(entries):
+        if index:
+            text.append("   ")
+        text.append(mark, style="bold")
+        text.append(f" {meaning}")
+    return text
+
+
 def trades_panel(trades: Sequence[Trade], *, title: str = "latest trades") -> Panel:
     """Public trades, newest first."""
-    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    table = _table()
     table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("side")
+    table.add_column("side", no_wrap=True)
     table.add_column("price", justify="right", no_wrap=True)
     table.add_column("qty", justify="right", no_wrap=True)
     for trade in trades:
@@ -163,22 +227,37 @@ def trades_panel(trades: Sequence[Trade], *, title: str = "latest trades") -> Pa
             number(trade.price),
             number(trade.quantity),
         )
+    if not trades:
+        table.add_row("(none yet)")
     return Panel(table, title=title, border_style="magenta")
 
 
 def orders_panel(
-    orders: Sequence[OrderRow], *, title: str = "open orders", show_market: bool = True
+    orders: Sequence[OrderRow],
+    *,
+    title: str = "open orders",
+    show_market: bool = True,
+    show_status: bool = True,
+    max_rows: int | None = None,
 ) -> Panel:
-    """The account's open orders (``show_market=False`` when they are all in one market)."""
-    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    """The account's open orders (``show_market=False`` when they are all in one market;
+    ``show_status=False`` in narrow places).
+
+    With ``max_rows`` at most that many lines of orders, the last saying how many more there are.
+    """
+    table = _table()
     table.add_column("order id", no_wrap=True)
     if show_market:
         table.add_column("market", no_wrap=True)
-    table.add_column("side")
+    table.add_column("side", no_wrap=True)
     table.add_column("price", justify="right", no_wrap=True)
     table.add_column("qty", justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    for order in orders:
+    if show_status:
+        table.add_column("status", no_wrap=True)
+    shown = orders
+    if max_rows is not None and len(orders) > max_rows:
+        shown = orders[: max(0, max_rows - 1)]
+    for order in shown:
         cells: list[RenderableType] = [
             str(order.order_id) if order.order_id is not None else "(pending)"
         ]
@@ -188,9 +267,12 @@ def orders_panel(
             Text(order.side.value, style=_SIDE_STYLE.get(order.side, "")),
             number(order.price),
             number(order.quantity),
-            order.status,
         ]
+        if show_status:
+            cells.append(order.status)
         table.add_row(*cells)
+    if len(shown) < len(orders):
+        table.add_row(f"+{len(orders) - len(shown)} more")
     if not orders:
         table.add_row("(none)")
     return Panel(table, title=f"{title} ({len(orders)})", border_style="blue")
@@ -198,12 +280,12 @@ def orders_panel(
 
 def fills_panel(fills: Sequence[FillRow], *, title: str = "fills") -> Panel:
     """The account's fills, newest first."""
-    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False)
+    table = _table()
     table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("side", min_width=4)
+    table.add_column("side", no_wrap=True)
     table.add_column("price", justify="right", no_wrap=True)
     table.add_column("qty", justify="right", no_wrap=True)
-    table.add_column("role", min_width=5)
+    table.add_column("role", no_wrap=True)
     for fill in fills:
         table.add_row(
             clock(fill.timestamp),
@@ -218,19 +300,35 @@ def fills_panel(fills: Sequence[FillRow], *, title: str = "fills") -> Panel:
 
 
 def kv_panel(title: str, items: Sequence[tuple[str, RenderableType]], *, style: str) -> Panel:
-    """A two-column panel of labels and values."""
+    """A two-column panel of labels and values; a long value wraps between words (never cut)."""
     table = Table.grid(padding=(0, 2))
     width = max((len(label) for label, _ in items), default=0)
     table.add_column(style="dim", no_wrap=True, min_width=width)
-    table.add_column(overflow="ellipsis", no_wrap=True)
+    table.add_column(overflow="fold")
     for label, value in items:
         table.add_row(label, value)
     return Panel(table, title=title, border_style=style)
 
 
-def log_panel(lines: Sequence[str], *, title: str = "events") -> Panel:
-    """The latest lines of a log, oldest first."""
-    text = Text("\n".join(lines) or "(nothing yet)", no_wrap=True, overflow="ellipsis")
+def log_panel(
+    lines: Sequence[str], *, title: str = "events", width: int | None = None, height: int = 12
+) -> Panel:
+    """The latest lines of a log that fit in ``height`` lines, oldest first.
+
+    Long lines wrap rather than being cut; with ``width`` (the panel's), only the newest lines
+    that fit whole are kept.
+    """
+    kept = list(lines)
+    if width is not None:
+        room, inner = max(1, height - 2), max(1, width - 4)
+        kept = []
+        for line in reversed(lines):
+            need = height_of(Text(line), inner)
+            if need > room:
+                break
+            kept.insert(0, line)
+            room -= need
+    text = Text("\n".join(kept) or "(nothing yet)", overflow="fold")
     return Panel(text, title=title, border_style="yellow")
 
 
