@@ -7,8 +7,9 @@ models in :mod:`flexconn.models.rest` (their names clash with the WebSocket mode
 
 from flexconn import channels, errors
 from flexconn.auth import Credentials
-from flexconn.book import OrderBook
+from flexconn.book import InvalidationReason, OrderBook
 from flexconn.config import (
+    DEFAULT_MAX_FRAME_BYTES,
     Backpressure,
     Heartbeat,
     PingStyle,
@@ -18,8 +19,10 @@ from flexconn.config import (
 from flexconn.connection import (
     Connection,
     ConnectionEvent,
+    ConnectionEventKind,
     ConnectionState,
     ConnectionStatistics,
+    DisconnectReason,
     LiveOrderBook,
     connect,
     open_connection,
@@ -101,10 +104,13 @@ __all__ = [
     "Connection",
     "ConnectionClosed",
     "ConnectionEvent",
+    "ConnectionEventKind",
     "ConnectionState",
     "ConnectionStatistics",
     "Credentials",
+    "DEFAULT_MAX_FRAME_BYTES",
     "DepthSnapshot",
+    "DisconnectReason",
     "ExchangeError",
     "Feed",
     "FeedOverflow",
@@ -115,6 +121,7 @@ __all__ = [
     "InsufficientFundsError",
     "InvalidOrderError",
     "InvalidRequestError",
+    "InvalidationReason",
     "LimitOrder",
     "LiquidationRFQ",
     "LiquidationRFQUpdate",

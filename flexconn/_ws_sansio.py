@@ -23,7 +23,10 @@ channel between the socket and the caller:
 
 Every foreign exception (trio's stream errors, ``OSError``, ``ssl`` errors, websockets' handshake
 and protocol errors) is translated to :mod:`flexconn.errors` in :func:`_translated`, the one
-boundary of this module.
+boundary of this module. A closed socket raises :class:`~flexconn._socket.SocketClosed`, which
+says why it closed (the peer's close code, a frame over ``max_frame_bytes``, a protocol error, a
+lost connection). The core logs through a :class:`~flexconn._socket.RedactingLogger`, so the
+login command's signature never reaches a log record, at any level.
 """
 
 from __future__ import annotations
@@ -43,12 +46,15 @@ from websockets.exceptions import (
     InvalidState,
     InvalidStatus,
     InvalidURI,
+    PayloadTooBig,
     WebSocketException,
 )
 from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, CloseCode, Frame
 from websockets.protocol import CLOSED, CONNECTING, OPEN, Event
 from websockets.uri import parse_uri
 
+from flexconn._socket import DisconnectReason, RedactingLogger, SocketClosed
+from flexconn.config import DEFAULT_MAX_FRAME_BYTES
 from flexconn.errors import ConnectionClosed, ConnectTimeout, TransportError
 
 __all__ = ["DEFAULT_RECEIVE_BYTES", "SansioTransport", "open_sansio_websocket"]
@@ -57,8 +63,6 @@ log = logging.getLogger("flexconn.transport.sansio")
 
 #: Bytes asked of the socket per read: large enough to hold dozens of depth snapshots.
 DEFAULT_RECEIVE_BYTES: Final = 256 * 1024
-#: The largest message accepted (the core fails the connection with 1009 beyond it).
-DEFAULT_MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 
 
 @contextmanager
@@ -83,7 +87,9 @@ def _translated() -> Iterator[None]:
         cause = exc.__cause__
         if isinstance(cause, ssl.SSLError | ssl.CertificateError):
             raise TransportError(f"TLS error: {cause}") from exc
-        raise ConnectionClosed(f"connection broken: {exc!r}") from exc
+        raise SocketClosed(
+            f"connection broken: {exc!r}", disconnect=DisconnectReason.CONNECTION_LOST
+        ) from exc
     except ssl.SSLError as exc:
         raise TransportError(f"TLS error: {exc}") from exc
     except OSError as exc:
@@ -211,7 +217,9 @@ class SansioTransport:
                 data = await self._stream.receive_some(self._receive_bytes)
         except TransportError as exc:
             self._close_with(
-                exc if isinstance(exc, ConnectionClosed) else ConnectionClosed(str(exc))
+                exc
+                if isinstance(exc, ConnectionClosed)
+                else SocketClosed(str(exc), disconnect=DisconnectReason.TRANSPORT_ERROR)
             )
             raise
         finally:
@@ -239,8 +247,7 @@ class SansioTransport:
                 try:
                     messages.append(str(event.data, "utf-8"))
                 except UnicodeDecodeError as exc:
-                    self._protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
-                    self._close_with(ConnectionClosed(f"peer sent invalid UTF-8: {exc}"))
+                    self._invalid_utf8(exc)
                     return True
             elif opcode is TEXT or opcode is BINARY or opcode is CONT:
                 if opcode is not CONT:
@@ -263,10 +270,19 @@ class SansioTransport:
         try:
             self._messages.append(payload.decode())
         except UnicodeDecodeError as exc:
-            self._protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
-            self._close_with(ConnectionClosed(f"peer sent invalid UTF-8: {exc}"))
+            self._invalid_utf8(exc)
             return False
         return True
+
+    def _invalid_utf8(self, exc: UnicodeDecodeError) -> None:
+        self._protocol.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+        self._close_with(
+            SocketClosed(
+                f"peer sent invalid UTF-8: {exc}",
+                disconnect=DisconnectReason.PROTOCOL_ERROR,
+                close_code=CloseCode.INVALID_DATA,
+            )
+        )
 
     def _ponged(self, payload: bytes) -> None:
         if payload not in self._pings:
@@ -287,28 +303,50 @@ class SansioTransport:
             if protocol.state is OPEN:
                 raise
         if protocol.state is not OPEN:
-            self._close_with(ConnectionClosed(self._close_reason()))
+            self._close_with(self._close_reason())
         if protocol.close_rcvd is not None or protocol.state is CLOSED:
             self._peer_closed.set()
 
-    def _close_reason(self) -> str:
+    def _close_reason(self) -> ConnectionClosed:
+        """Why the core closed: the frame too large, a protocol error, or the peer's close."""
         protocol = self._protocol
         failure = protocol.parser_exc
+        if isinstance(failure, PayloadTooBig):
+            return SocketClosed(
+                f"frame too large: {failure}",
+                disconnect=DisconnectReason.FRAME_TOO_LARGE,
+                close_code=CloseCode.MESSAGE_TOO_BIG,
+            )
         if failure is not None and not isinstance(failure, EOFError):
-            return f"protocol error: {failure}"
+            sent = protocol.close_sent
+            return SocketClosed(
+                f"protocol error: {failure}",
+                disconnect=DisconnectReason.PROTOCOL_ERROR,
+                close_code=sent.code if sent is not None else None,
+            )
         close = protocol.close_rcvd
         if close is None:
             if self._closed is not None:
-                return self._closed.reason
-            return "closed by peer: code 1006 (no close frame)"
+                return self._closed
+            return SocketClosed(
+                "closed by peer: code 1006 (no close frame)",
+                disconnect=DisconnectReason.CONNECTION_LOST,
+            )
         text = f"closed by peer: code {close.code}"
-        return f"{text} ({close.reason})" if close.reason else text
+        return SocketClosed(
+            f"{text} ({close.reason})" if close.reason else text,
+            disconnect=DisconnectReason.CLOSED_BY_SERVER,
+            close_code=close.code,
+        )
 
     def _closed_error(self) -> ConnectionClosed:
         """A fresh exception for an operation on the closed connection (raising the one stored
         over and over would grow its traceback with every raise)."""
-        assert self._closed is not None
-        return ConnectionClosed(self._closed.reason)
+        closed = self._closed
+        assert closed is not None
+        if isinstance(closed, SocketClosed):
+            return closed.again()
+        return ConnectionClosed(closed.reason)
 
     def _close_with(self, error: ConnectionClosed) -> None:
         """Remember why the connection is over and wake every ping still waiting."""
@@ -338,7 +376,7 @@ class SansioTransport:
 
     def _abort(self, reason: str) -> None:
         """Fail everything now: close the socket under any task waiting on it."""
-        self._close_with(ConnectionClosed(reason))
+        self._close_with(SocketClosed(reason, disconnect=DisconnectReason.TRANSPORT_ERROR))
         sock = _socket_stream(self._stream)
         if sock is not None:
             sock.socket.close()
@@ -389,7 +427,7 @@ async def open_sansio_websocket(
     connect_timeout: float = 10.0,
     close_timeout: float = 2.0,
     receive_bytes: int = DEFAULT_RECEIVE_BYTES,
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> AsyncIterator[SansioTransport]:
     """Open a WebSocket on trio with websockets' sans-IO client (see the module notes).
 
@@ -403,7 +441,10 @@ async def open_sansio_websocket(
         connect_timeout: seconds allowed for TCP, TLS and the WebSocket handshake together.
         close_timeout: seconds to wait for the server's close frame when closing.
         receive_bytes: bytes asked of the socket per read.
-        max_message_bytes: the largest message accepted.
+        max_frame_bytes: the largest inbound message accepted (its fragments together). A
+            larger one is refused from its header, before its payload is read: the socket
+            closes with code 1009 and :meth:`~SansioTransport.receive` raises a
+            :class:`~flexconn.errors.ConnectionClosed` whose reason says so.
 
     Raises:
         ConnectTimeout: connecting took longer than ``connect_timeout``.
@@ -421,7 +462,9 @@ async def open_sansio_websocket(
                         stream, context, server_hostname=uri.host, https_compatible=True
                     )
                     await stream.do_handshake()
-                protocol = ClientProtocol(uri, max_size=max_message_bytes, logger=log)
+                protocol = ClientProtocol(
+                    uri, max_size=max_frame_bytes, logger=RedactingLogger(log)
+                )
                 protocol.send_request(protocol.connect())
                 transport = SansioTransport(
                     stream, protocol, receive_bytes=receive_bytes, close_timeout=close_timeout

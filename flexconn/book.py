@@ -7,8 +7,10 @@ the book outright; merging snapshots as if they were diffs would leave stale lev
 * ``seqNum`` must move strictly forward; a snapshot at or behind the last one is ignored;
 * when a ``checksum`` is present it must match :func:`depth_checksum` of the levels received.
 
-A failed check marks the book invalid until a good snapshot arrives; the connection resubscribes
-the channel to resynchronise. The checksum is the simulator's documented definition: CRC-32 of
+A failed checksum marks the book invalid until a good snapshot arrives; the connection
+resubscribes the channel to resynchronise. :meth:`OrderBook.invalidate` marks it invalid for any
+other :class:`InvalidationReason` (the connection does so the moment its socket is considered
+dead). The checksum is the simulator's documented definition: CRC-32 of
 ``bid1price:bid1qty:ask1price:ask1qty:...`` interleaving best-first levels (a longer side
 continues alone), each number in positional decimal notation without trailing zeros.
 """
@@ -18,12 +20,31 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from decimal import Decimal
+from enum import StrEnum
 
 import attrs
 
 from flexconn.models.market import DepthSnapshot, PriceLevel
 
-__all__ = ["BookCheck", "OrderBook", "depth_checksum"]
+__all__ = ["BookCheck", "InvalidationReason", "OrderBook", "depth_checksum"]
+
+
+class InvalidationReason(StrEnum):
+    """Why a book stopped being valid (``OrderBook.invalid_reason``, ``ConnectionEvent.reason``)."""
+
+    #: The socket was considered dead (heartbeat timeout, close, transport error); the book
+    #: stays invalid until the first snapshot of the resubscription after a reconnect.
+    DISCONNECTED = "disconnected"
+    #: A snapshot failed its checksum (it was not applied).
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    #: The snapshots' ``seqNum`` stopped moving forward (three in a row at or behind the book's):
+    #: the stream cannot be trusted, so the channel is resubscribed.
+    SEQUENCE_GAP = "sequence_gap"
+    #: The channel is being resubscribed (after repeated checksum or sequence failures); the
+    #: book is invalid until the first snapshot of the new subscription.
+    RESUBSCRIBED = "resubscribed"
+    #: No snapshot yet (a new book).
+    NO_SNAPSHOT = "no_snapshot"
 
 
 def _text(value: Decimal) -> str:
@@ -62,6 +83,7 @@ class OrderBook:
         self.levels = levels
         self._snapshot: DepthSnapshot | None = None
         self._valid = False
+        self._invalid_reason: InvalidationReason | None = InvalidationReason.NO_SNAPSHOT
         self.checksum_failures = 0
         self.stale_snapshots = 0
 
@@ -69,6 +91,11 @@ class OrderBook:
     def valid(self) -> bool:
         """Whether the book reflects a verified, in-sequence snapshot."""
         return self._valid
+
+    @property
+    def invalid_reason(self) -> InvalidationReason | None:
+        """Why the book is invalid (``None`` while it is valid)."""
+        return self._invalid_reason
 
     @property
     def seq_num(self) -> int | None:
@@ -122,12 +149,16 @@ class OrderBook:
         ):
             self.checksum_failures += 1
             self._valid = False
+            self._invalid_reason = InvalidationReason.CHECKSUM_MISMATCH
             return BookCheck(accepted=False, problem="checksum")
         self._snapshot = snapshot
         self._valid = True
+        self._invalid_reason = None
         return BookCheck(accepted=True)
 
-    def invalidate(self) -> None:
-        """Mark the book untrusted (after a disconnect) and forget the sequence."""
+    def invalidate(self, reason: InvalidationReason = InvalidationReason.DISCONNECTED) -> None:
+        """Mark the book untrusted for ``reason`` and forget the sequence: the next snapshot
+        that passes its checksum is accepted whatever its ``seqNum``."""
         self._valid = False
+        self._invalid_reason = reason
         self._snapshot = None

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import random
 from enum import StrEnum
+from typing import Final
 
 import attrs
 
 __all__ = [
     "DEFAULT_HEARTBEAT",
+    "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_RECONNECT",
     "DEFAULT_TIMEOUTS",
     "WS_RATE_LIMITS",
@@ -113,6 +115,10 @@ class Backpressure(StrEnum):
     ERROR = "error"
 
 
+#: The largest inbound WebSocket message accepted by default (4 MiB): far above the exchange's real
+#: frames, small enough that a hostile one costs little memory. A larger one closes the socket with
+#: code 1009 before its payload is read (``DisconnectReason.FRAME_TOO_LARGE``).
+DEFAULT_MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_HEARTBEAT = Heartbeat()
 DEFAULT_RECONNECT = ReconnectPolicy()
 DEFAULT_TIMEOUTS = Timeouts()

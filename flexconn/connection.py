@@ -16,6 +16,13 @@ Design note. A :class:`Connection` owns three kinds of task, all inside one nurs
 * per session, a *heartbeat* pings on an interval and declares the socket dead when neither a pong
   nor any other frame arrives in time, which catches half-open connections TCP does not notice.
 
+The moment a socket is considered dead (the first error of its tasks: heartbeat timeout, close,
+transport error), before its closing handshake, the connection reports a ``disconnected``
+:class:`ConnectionEvent` with a typed :class:`DisconnectReason`, and invalidates every live book
+(dropping the snapshots still buffered for it, so none read from the dead socket can validate it
+again); a book is valid again only from the first snapshot of the resubscription. A session
+after a drop that reaches ``CONNECTED`` reports ``reconnected``.
+
 The state machine of a session is linear and every step has a timeout::
 
     CONNECTING -> [LOGGING_IN ->] SUBSCRIBING -> CONNECTED -> (dead) -> RECONNECTING -> CONNECTING
@@ -38,12 +45,14 @@ from typing import Any, Protocol, TypeVar
 import attrs
 import trio
 
+from flexconn._socket import DisconnectReason, SocketClosed
 from flexconn.auth import Credentials
-from flexconn.book import OrderBook
-from flexconn.channels import Channel
+from flexconn.book import InvalidationReason, OrderBook
+from flexconn.channels import ALL, Channel
 from flexconn.channels import order as order_channel
 from flexconn.config import (
     DEFAULT_HEARTBEAT,
+    DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_RECONNECT,
     DEFAULT_TIMEOUTS,
     Backpressure,
@@ -55,6 +64,7 @@ from flexconn.config import (
 from flexconn.errors import (
     AuthenticationError,
     ConnectionClosed,
+    ConnectTimeout,
     ExchangeError,
     FlexconnError,
     HeartbeatTimeout,
@@ -92,8 +102,11 @@ from flexconn.transport import DEFAULT_TRANSPORT, Transport, TransportFactory, c
 __all__ = [
     "Connection",
     "ConnectionEvent",
+    "ConnectionEventKind",
     "ConnectionState",
     "ConnectionStatistics",
+    "DisconnectReason",
+    "InvalidationReason",
     "LiveOrderBook",
     "TradeBackfill",
     "connect",
@@ -113,26 +126,83 @@ class ConnectionState(StrEnum):
     CLOSED = "closed"
 
 
+class ConnectionEventKind(StrEnum):
+    """What a :class:`ConnectionEvent` reports (a ``str``: ``event.kind == "state"`` works)."""
+
+    #: The connection changed state (``state``; on ``RECONNECTING``, ``detail`` says why).
+    STATE = "state"
+    #: A socket ended, or an attempt to open one failed: ``reason`` is a
+    #: :class:`DisconnectReason`, ``close_code`` the close frame's code when there was one.
+    DISCONNECTED = "disconnected"
+    #: A socket after a drop reached ``CONNECTED`` again (every channel resubscribed).
+    RECONNECTED = "reconnected"
+    #: A live book became invalid: ``market``, ``channel`` and an :class:`InvalidationReason`.
+    BOOK_INVALIDATED = "book_invalidated"
+    #: A frame that decoded but matches nothing flexconn knows (``payload``).
+    UNKNOWN_MESSAGE = "unknown_message"
+    #: A frame that could not be decoded (``payload`` is the raw frame).
+    MALFORMED_FRAME = "malformed_frame"
+    #: A reply no command was waiting for (``detail`` is its key, ``payload`` the reply).
+    UNSOLICITED_REPLY = "unsolicited_reply"
+    #: Trade backfill after a reconnect failed (``detail`` names the market and the error).
+    BACKFILL_FAILED = "backfill_failed"
+
+
 @attrs.frozen(kw_only=True)
 class ConnectionEvent:
-    """Something the caller may want to know about: a state change or an odd frame.
+    """Something the caller may want to know about, from :meth:`Connection.events`.
+
+    ``kind`` says what happened and which other fields are set:
+
+    ========================  ===============================================================
+    ``STATE``                 ``state``; ``detail`` (why, on ``RECONNECTING``)
+    ``DISCONNECTED``          ``reason`` (:class:`DisconnectReason`), ``close_code``, ``detail``
+    ``RECONNECTED``           ``state`` (``CONNECTED``), ``detail``
+    ``BOOK_INVALIDATED``      ``market``, ``channel``, ``reason`` (:class:`InvalidationReason`)
+    ``UNKNOWN_MESSAGE``       ``payload`` (the decoded unknown message)
+    ``MALFORMED_FRAME``       ``payload`` (the raw frame), ``detail``
+    ``UNSOLICITED_REPLY``     ``payload``, ``detail``
+    ``BACKFILL_FAILED``       ``detail``
+    ========================  ===============================================================
 
     Attributes:
-        kind: ``"state"``, ``"unknown_message"`` or ``"malformed_frame"``.
-        state: the new state, for ``"state"`` events.
+        kind: what happened (a :class:`ConnectionEventKind`, which compares equal to its
+            string value: ``"state"``, ``"disconnected"``...).
+        state: the new state, for ``STATE`` (and ``RECONNECTED``) events.
+        reason: the typed reason of a ``DISCONNECTED`` (:class:`DisconnectReason`) or
+            ``BOOK_INVALIDATED`` (:class:`InvalidationReason`) event.
+        close_code: the WebSocket close code of a ``DISCONNECTED`` event when a close frame
+            ended the socket (the server's, or the 1009 flexconn sends for a frame too large).
+        market: the book's market code, for ``BOOK_INVALIDATED``.
+        channel: the book's depth channel (``depthL25:BTC-USD-SWAP-LIN``), for
+            ``BOOK_INVALIDATED``.
         detail: a human-readable explanation (never contains secrets).
         payload: the unknown message or the raw malformed frame, so nothing is lost.
     """
 
-    kind: str
+    kind: ConnectionEventKind
     state: ConnectionState | None = None
+    reason: DisconnectReason | InvalidationReason | None = None
+    close_code: int | None = None
+    market: str | None = None
+    channel: str | None = None
     detail: str = ""
     payload: object = None
 
 
 @attrs.frozen(kw_only=True)
 class ConnectionStatistics:
-    """Counters for one connection (contains no credentials)."""
+    """Counters for one connection (contains no credentials).
+
+    Attributes:
+        drops: sockets that were open and ended (any :class:`DisconnectReason`), whether or not
+            they had reached ``CONNECTED``.
+        connect_failures: attempts that never opened a socket (``CONNECT_FAILED``).
+        disconnect_reasons: drops and connect failures by reason.
+        reconnects: successful reconnects: sockets after a drop that reached ``CONNECTED``.
+        book_invalidations: ``BOOK_INVALIDATED`` events (every live book at every drop, every
+            checksum failure, sequence break and resubscription).
+    """
 
     state: ConnectionState
     url: str
@@ -141,7 +211,11 @@ class ConnectionStatistics:
     frames_out: int
     bytes_in: int
     bytes_out: int
+    drops: int
+    connect_failures: int
+    disconnect_reasons: dict[DisconnectReason, int]
     reconnects: int
+    book_invalidations: int
     malformed_frames: int
     unknown_messages: int
     feeds: tuple[FeedStatistics, ...]
@@ -213,9 +287,12 @@ class _Subscription:
         self.last_trade_time: int | None = None
         self.seen_trade_ids: deque[int] = deque(maxlen=4096)
         self.held: list[Any] | None = None
-        # The newest message of a channel whose messages each carry the whole state (books,
-        # tickers...), handed to a consumer who joins an existing subscription.
-        self.latest: Any = None
+        # A wildcard channel (``ticker:all``) carries one item per market or asset: its feeds
+        # conflate per routed key, never across keys.
+        self.wildcard = channel.selector == ALL
+        # The newest message of each key of a channel whose messages each carry the whole state
+        # (books, tickers...), handed to a consumer who joins an existing subscription.
+        self.latest: dict[str, Any] = {}
 
     def remember_trades(self, update: TradeUpdate) -> TradeUpdate | None:
         """Record ``update``'s trades; return it without already-seen trades (None if empty)."""
@@ -254,8 +331,12 @@ class Connection:
         seed: int | None,
         rest: OrderLookup | None = None,
         outbox: OutboxConfig = DEFAULT_OUTBOX,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
+        if max_frame_bytes < 1:
+            raise ValueError("max_frame_bytes must be positive")
         self.url = url
+        self._max_frame_bytes = max_frame_bytes
         self._credentials = credentials
         self._outbox_config = outbox
         self._heartbeat = heartbeat
@@ -282,6 +363,11 @@ class Connection:
         self._session_connected = False
         self._sessions_connected = 0
         self._session_nursery: trio.Nursery | None = None
+        self._socket_opened = False
+        self._drop_reported = False
+        self._ever_connected = False
+        self._disconnect_reasons: dict[DisconnectReason, int] = {}
+        self._books: list[_BookKeeping] = []
         self._outbox = Outbox(
             config=outbox,
             send=self.send_raw,
@@ -300,6 +386,10 @@ class Connection:
                 "bytes_in",
                 "bytes_out",
                 "reconnects",
+                "restarts",
+                "drops",
+                "connect_failures",
+                "book_invalidations",
                 "malformed",
                 "unknown",
             ),
@@ -436,11 +526,17 @@ class Connection:
         The exchange is asked only when the first consumer arrives, and told to stop when the last
         one leaves.
 
+        A wildcard channel (``ticker:all``, ``market:all``, any ``<name>:all``) yields one message
+        per market or asset (an exchange frame covering several is split); under ``LATEST`` its
+        feed conflates per market or asset, so a slow consumer still gets the newest message of
+        every one of them, never one market's in place of another's.
+
         Args:
             channel: from :mod:`flexconn.channels`, e.g. ``channels.depth("BTC-USD-SWAP-LIN")``.
             policy: backpressure policy; defaults to ``LATEST`` for depth, ticker, candles and
                 market, ``BLOCK`` for the rest.
-            capacity: the feed's buffer size (default 1 for ``LATEST``, 1024 otherwise).
+            capacity: the feed's buffer size (default 1 for ``LATEST``, 1024 otherwise); for a
+                wildcard channel under ``LATEST``, per market or asset.
             backfill: for ``trade`` channels, a REST client: after a reconnect the trades missed
                 during the drop are fetched and delivered (after the continuity marker, before
                 live trades, without duplicates).
@@ -458,7 +554,14 @@ class Connection:
         policy = policy or (Backpressure.LATEST if channel.conflatable else Backpressure.BLOCK)
         if capacity is None:
             capacity = 1 if policy is Backpressure.LATEST else 1024
-        feed: Feed[T] = Feed(channel.wire, policy=policy, capacity=capacity, on_close=self._detach)
+        wildcard = channel.selector == ALL
+        feed: Feed[T] = Feed(
+            channel.wire,
+            policy=policy,
+            capacity=capacity,
+            on_close=self._detach,
+            keyed=wildcard,
+        )
         key = channel.wire
         sub = self._subs.get(key)
         first = sub is None
@@ -469,8 +572,8 @@ class Connection:
                 raise ValueError("backfill is only available for trade channels")
             sub.backfill = backfill
         sub.feeds.append(feed)
-        if sub.latest is not None:
-            feed.put_nowait(sub.latest)
+        for item_key, latest in sub.latest.items():
+            feed.put_nowait(latest, item_key or None)
         try:
             if first and self._state is ConnectionState.CONNECTED:
                 try:
@@ -486,7 +589,14 @@ class Connection:
 
     @asynccontextmanager
     async def events(self, *, capacity: int = 256) -> AsyncIterator[Feed[ConnectionEvent]]:
-        """A feed of :class:`ConnectionEvent`: state changes, unknown messages, malformed frames."""
+        """A feed of :class:`ConnectionEvent` from now on, for this block.
+
+        State changes, every drop with its typed :class:`DisconnectReason` (``DISCONNECTED``),
+        every successful reconnect (``RECONNECTED``), every live-book invalidation with its
+        market and :class:`InvalidationReason` (``BOOK_INVALIDATED``), unknown messages and
+        malformed frames. A ``LATEST`` feed of ``capacity`` events: a consumer more than
+        ``capacity`` events behind loses the oldest (``stats()`` counts them all anyway).
+        """
         feed: Feed[ConnectionEvent] = Feed(
             "events",
             policy=Backpressure.LATEST,
@@ -505,39 +615,114 @@ class Connection:
     ) -> AsyncIterator[LiveOrderBook]:
         """Keep a live local book of ``market_code`` from its depth channel for this block.
 
-        Every snapshot replaces the book once its sequence number and checksum check out. After a
-        reconnect the book is invalid until the first fresh snapshot; after repeated checksum
-        failures the channel is resubscribed.
+        Every snapshot replaces the book once its sequence number and checksum check out.
+        ``live.book.valid`` is false, ``live.book.invalid_reason`` says why, and
+        :meth:`LiveOrderBook.wait_updated` wakes:
+
+        * from the moment the socket is considered dead (heartbeat timeout, close, transport
+          error) until the first snapshot of the resubscription after the reconnect
+          (``DISCONNECTED``; snapshots still buffered from the dead socket are dropped unread);
+        * after a snapshot fails its checksum, until one passes (``CHECKSUM_MISMATCH``);
+        * after three snapshots in a row at or behind the book's ``seqNum`` (``SEQUENCE_GAP``);
+        * after three checksum failures or a ``SEQUENCE_GAP``, while the channel is
+          resubscribed, until the first snapshot of the new subscription (``RESUBSCRIBED``).
+
+        Each invalidation is also a ``BOOK_INVALIDATED`` :class:`ConnectionEvent` naming the
+        market, and counted in ``stats().book_invalidations``.
         """
         from flexconn import channels
 
         live = LiveOrderBook(OrderBook(market_code, levels=levels))
         channel = channels.depth(market_code, level)
         async with self.subscribe(channel) as feed, trio.open_nursery() as nursery:
-            nursery.start_soon(self._keep_book, live, feed, channel)
+            keeping = _BookKeeping(live, feed, channel)
+            self._books.append(keeping)
             try:
+                nursery.start_soon(self._keep_book, keeping)
                 yield live
             finally:
+                self._books.remove(keeping)
                 nursery.cancel_scope.cancel()
 
-    async def _keep_book(
-        self, live: LiveOrderBook, feed: Feed[DepthUpdate], channel: Channel[DepthUpdate]
-    ) -> None:
-        failures = 0
-        async for message in feed:
-            if isinstance(message, StreamRestarted):
-                live.book.invalidate()
-                live.changed()
+    async def _keep_book(self, keeping: _BookKeeping) -> None:
+        live, feed = keeping.live, keeping.feed
+        checksum_failures = stale = 0
+        while True:
+            # Take each item with ``receive_nowait`` right after waiting, so that no checkpoint
+            # separates taking a snapshot from applying it: a drop meanwhile (which empties the
+            # feed and invalidates the book) can never be undone by a snapshot from before it.
+            await feed.wait_ready()
+            try:
+                message = feed.receive_nowait()
+            except trio.WouldBlock:
                 continue
+            except trio.EndOfChannel:
+                return
+            if isinstance(message, StreamRestarted):
+                continue  # the drop invalidated the book when it happened
             for snapshot in message.data:
                 check = live.book.apply(snapshot)
-                failures = 0 if check.accepted else failures + (check.problem == "checksum")
+                if check.accepted:
+                    checksum_failures = stale = 0
+                elif check.problem == "checksum":
+                    checksum_failures += 1
+                    self._invalidate_book(  # (``apply`` already marked it, keeping its levels)
+                        keeping,
+                        InvalidationReason.CHECKSUM_MISMATCH,
+                        f"seqNum {snapshot.seq_num}",
+                        mark=False,
+                    )
+                else:
+                    stale += 1
+            if stale >= 3:
+                self._invalidate_book(
+                    keeping,
+                    InvalidationReason.SEQUENCE_GAP,
+                    f"seqNum {live.book.seq_num} repeated or went backwards {stale} times",
+                )
             live.changed()
-            if failures >= 3 and self._state is ConnectionState.CONNECTED:
-                failures = 0
-                log.warning("%s: repeated checksum failures, resubscribing", channel)
-                await self._unsubscribe_now(channel.wire)
-                await self._subscribe_now([channel.wire])
+            if checksum_failures >= 3 or stale >= 3:
+                checksum_failures = stale = 0
+                if self._state is ConnectionState.CONNECTED:
+                    await self._resubscribe_book(keeping)
+
+    async def _resubscribe_book(self, keeping: _BookKeeping) -> None:
+        """Unsubscribe and subscribe a book's channel again; the book is invalid meanwhile."""
+        wire = keeping.channel.wire
+        log.warning("%s: snapshots cannot be trusted, resubscribing", wire)
+        self._invalidate_book(keeping, InvalidationReason.RESUBSCRIBED, "resubscribing")
+        await self._unsubscribe_now(wire)
+        # Once the exchange confirmed the unsubscription, nothing more comes from the old one.
+        keeping.feed.discard_data()
+        try:
+            await self._subscribe_now([wire])
+        except (ConnectionClosed, ReplyTimeout) as exc:
+            # The socket is going: the reconnect resubscribes every channel.
+            log.info("resubscribing %s failed: %s", wire, exc)
+
+    def _invalidate_book(
+        self,
+        keeping: _BookKeeping,
+        reason: InvalidationReason,
+        detail: str = "",
+        *,
+        mark: bool = True,
+    ) -> None:
+        """Mark a live book invalid (unless ``mark`` is false: it did so itself), wake its
+        readers, count and report it."""
+        if mark:
+            keeping.live.book.invalidate(reason)
+        keeping.live.changed()
+        self._counters["book_invalidations"] += 1
+        self._emit(
+            ConnectionEvent(
+                kind=ConnectionEventKind.BOOK_INVALIDATED,
+                reason=reason,
+                market=keeping.live.book.market_code,
+                channel=keeping.channel.wire,
+                detail=detail,
+            )
+        )
 
     async def wait_state(self, state: ConnectionState) -> None:
         """Wait until the connection is in ``state``."""
@@ -557,7 +742,11 @@ class Connection:
             frames_out=c["frames_out"],
             bytes_in=c["bytes_in"],
             bytes_out=c["bytes_out"],
+            drops=c["drops"],
+            connect_failures=c["connect_failures"],
+            disconnect_reasons=dict(self._disconnect_reasons),
             reconnects=c["reconnects"],
+            book_invalidations=c["book_invalidations"],
             malformed_frames=c["malformed"],
             unknown_messages=c["unknown"],
             feeds=feeds,
@@ -645,17 +834,27 @@ class Connection:
         self._set_state(ConnectionState.CONNECTING)
         self._connect_stamps.append(trio.current_time())
         self._bucket = self._new_bucket(authenticated=False)
-        with _one_session_failure():
-            await self._run_socket(task_status, reason)
+        self._socket_opened = self._drop_reported = False
+        try:
+            with _one_session_failure():
+                await self._run_socket(task_status, reason)
+        except (TransportError, RemoteProtocolError, ExchangeError) as exc:
+            self._report_drop(exc)  # (a socket that opened was reported as it died)
+            raise
         return self._session_connected
 
     async def _run_socket(self, task_status: trio.TaskStatus[None] | None, reason: str) -> None:
+        options: dict[str, Any] = {}
+        if self._max_frame_bytes != DEFAULT_MAX_FRAME_BYTES:
+            options["max_frame_bytes"] = self._max_frame_bytes
         async with self._transport_factory(
             self.url,
             ssl_context=self._ssl_context,
             connect_timeout=self._policy.connect_timeout,
+            **options,
         ) as ws:
             self._ws = ws
+            self._socket_opened = True
             self._last_inbound = trio.current_time()
             try:
                 with _one_session_failure():
@@ -665,9 +864,23 @@ class Connection:
                         nursery.start_soon(self._heartbeat_loop, ws)
                         await self._handshake(reason)
                         self._session_connected = True
+                        reconnected = self._ever_connected
+                        self._ever_connected = True
                         self._set_state(ConnectionState.CONNECTED)
+                        if reconnected:
+                            self._counters["reconnects"] += 1
+                            self._emit(
+                                ConnectionEvent(
+                                    kind=ConnectionEventKind.RECONNECTED,
+                                    state=ConnectionState.CONNECTED,
+                                    detail=f"reconnect #{self._counters['reconnects']}",
+                                )
+                            )
                         if task_status is not None:
                             task_status.started()
+            except BaseException as exc:
+                self._socket_lost(exc)
+                raise
             finally:
                 self._ws = None
                 self._session_nursery = None
@@ -681,8 +894,8 @@ class Connection:
             await self._login(self._credentials)
             self._bucket = self._new_bucket(authenticated=True)
         if self._sessions_connected:
-            self._counters["reconnects"] += 1
-            marker_count = self._counters["reconnects"]
+            self._counters["restarts"] += 1
+            marker_count = self._counters["restarts"]
             # Only channels that were live before the drop can have missed anything.
             for sub in [sub for sub in self._subs.values() if sub.ever_acked]:
                 for feed in list(sub.feeds):
@@ -702,7 +915,7 @@ class Connection:
         self._set_state(ConnectionState.SUBSCRIBING)
         for sub in self._subs.values():
             sub.acked = False
-            sub.latest = None
+            sub.latest.clear()
         trading = self._credentials is not None
         if trading:
             self._outbox.begin_sync()  # hold order notices until the REST snapshot is in
@@ -787,6 +1000,40 @@ class Connection:
             for feed in sub.feeds:
                 feed.end(error)
 
+    def _socket_lost(self, exc: BaseException) -> None:
+        """The socket is considered dead: ``exc`` is the first error of its tasks (or the
+        cancellation that closes the connection). Runs before the socket's closing handshake.
+
+        Reports the drop and ``RECONNECTING`` (a reconnectable error), forgets every channel's
+        newest message (a consumer joining now must not start from the dead socket's data), and
+        invalidates every live book, dropping the snapshots still buffered for it.
+        """
+        if isinstance(exc, TransportError | RemoteProtocolError | ExchangeError):
+            self._report_drop(exc)
+            self._set_state(ConnectionState.RECONNECTING, str(exc) or type(exc).__name__)
+        for sub in self._subs.values():
+            sub.latest.clear()
+        for keeping in list(self._books):
+            keeping.feed.discard_data()
+            self._invalidate_book(keeping, InvalidationReason.DISCONNECTED, str(exc))
+
+    def _report_drop(self, exc: FlexconnError) -> None:
+        """Count and report the end of this session's socket (or attempt), once."""
+        if self._drop_reported:
+            return
+        self._drop_reported = True
+        reason, close_code = _disconnect_reason(exc, opened=self._socket_opened)
+        self._counters["drops" if self._socket_opened else "connect_failures"] += 1
+        self._disconnect_reasons[reason] = self._disconnect_reasons.get(reason, 0) + 1
+        self._emit(
+            ConnectionEvent(
+                kind=ConnectionEventKind.DISCONNECTED,
+                reason=reason,
+                close_code=close_code,
+                detail=str(exc) or type(exc).__name__,
+            )
+        )
+
     # -- reader and heartbeat --------------------------------------------------------------------
 
     async def _reader(self, ws: Transport) -> None:
@@ -807,8 +1054,8 @@ class Connection:
                 sub = subs.get(key) or subs.get(self._depth_variant(key))
                 if sub is not None and sub.held is None:
                     deferred = _DeferredDepth(self, frame, key)
-                    if not self._offer(sub, deferred):
-                        await self._deliver(sub, deferred)
+                    if not self._offer(sub, deferred, key):
+                        await self._deliver(sub, deferred, key)
                     continue
             try:
                 message = decode(frame)
@@ -817,16 +1064,20 @@ class Connection:
                 continue
             blocked = self._dispatch(message)
             if blocked:
-                for sub, item in blocked:
-                    await self._deliver(sub, item)
+                for sub, item, item_key in blocked:
+                    await self._deliver(sub, item, item_key)
 
     def _malformed(self, exc: RemoteProtocolError) -> None:
         """Count and report a frame that could not be decoded (the connection goes on)."""
         self._counters["malformed"] += 1
         log.warning("malformed frame from %s: %s", self.url, exc)
-        self._emit(ConnectionEvent(kind="malformed_frame", detail=str(exc), payload=exc.raw))
+        self._emit(
+            ConnectionEvent(
+                kind=ConnectionEventKind.MALFORMED_FRAME, detail=str(exc), payload=exc.raw
+            )
+        )
 
-    def _dispatch(self, message: object) -> list[tuple[_Subscription, object]] | None:
+    def _dispatch(self, message: object) -> list[tuple[_Subscription, object, str]] | None:
         """Route one decoded message; returns the deliveries that must wait for a full
         ``BLOCK`` feed (the reader awaits them in order), if any.
 
@@ -850,9 +1101,9 @@ class Connection:
         routed = routing.route(message)
         if routed is None:
             self._counters["unknown"] += 1
-            self._emit(ConnectionEvent(kind="unknown_message", payload=message))
+            self._emit(ConnectionEvent(kind=ConnectionEventKind.UNKNOWN_MESSAGE, payload=message))
             return None
-        blocked: list[tuple[_Subscription, object]] | None = None
+        blocked: list[tuple[_Subscription, object, str]] | None = None
         for key, item in routed:
             if isinstance(item, DepthUpdate) and key not in self._subs:
                 key = self._depth_variant(key)
@@ -867,10 +1118,10 @@ class Connection:
                     item = sub.remember_trades(item)
                     if item is None:
                         continue
-                if blocked is None and self._offer(sub, item):
+                if blocked is None and self._offer(sub, item, key):
                     continue
                 blocked = blocked or []
-                blocked.append((sub, item))
+                blocked.append((sub, item, key))
         return blocked
 
     def _resolve(self, key: str, error: ExchangeError | None, message: object) -> None:
@@ -888,7 +1139,9 @@ class Connection:
             return
         if error is not None:
             log.warning("unsolicited error reply: %s", error)
-        self._emit(ConnectionEvent(kind="unsolicited_reply", detail=key, payload=message))
+        self._emit(
+            ConnectionEvent(kind=ConnectionEventKind.UNSOLICITED_REPLY, detail=key, payload=message)
+        )
 
     def _depth_variant(self, key: str) -> str:
         """The depth subscription a depth frame belongs to when its table does not name one.
@@ -901,27 +1154,31 @@ class Connection:
                 return candidate
         return key
 
-    def _offer(self, sub: _Subscription, item: object) -> bool:
+    def _offer(self, sub: _Subscription, item: object, key: str) -> bool:
         """Deliver ``item`` if every feed takes it at once (no ``BLOCK`` feed is full), without
-        the cost of a coroutine; returns whether it did (if not, nothing was delivered)."""
+        the cost of a coroutine; returns whether it did (if not, nothing was delivered).
+
+        ``key`` is the item's routed key (``ticker:BTC-USD``): a wildcard subscription's feeds
+        conflate per key, and keep the newest item of each key for late joiners.
+        """
         feeds = sub.feeds
         for feed in feeds:
             if feed.policy is Backpressure.BLOCK and not feed.has_room():
                 return False
         if sub.channel.conflatable:
-            sub.latest = item
+            sub.latest[key if sub.wildcard else ""] = item
         for feed in feeds:
-            feed.put_nowait(item)
+            feed.put_nowait(item, key)
         return True
 
-    async def _deliver(self, sub: _Subscription, item: object) -> None:
+    async def _deliver(self, sub: _Subscription, item: object, key: str = "") -> None:
         if sub.channel.conflatable:
-            sub.latest = item
+            sub.latest[key if sub.wildcard else ""] = item
         for feed in list(sub.feeds):
-            if not feed.put_nowait(item):
+            if not feed.put_nowait(item, key):
                 self._delivering = True
                 try:
-                    await feed.put(item)
+                    await feed.put(item, key)
                 finally:
                     self._delivering = False
 
@@ -951,7 +1208,9 @@ class Connection:
                     await self._deliver(sub, update)
         except FlexconnError as exc:
             log.warning("trade backfill for %s failed: %s", market, exc)
-            self._emit(ConnectionEvent(kind="backfill_failed", detail=f"{market}: {exc}"))
+            self._emit(
+                ConnectionEvent(kind=ConnectionEventKind.BACKFILL_FAILED, detail=f"{market}: {exc}")
+            )
         finally:
             held, sub.held = sub.held, None
             for item in held:
@@ -1010,7 +1269,7 @@ class Connection:
         self._state = state
         self._state_changed.set()
         self._state_changed = trio.Event()
-        self._emit(ConnectionEvent(kind="state", state=state, detail=detail))
+        self._emit(ConnectionEvent(kind=ConnectionEventKind.STATE, state=state, detail=detail))
 
     def _emit(self, event: ConnectionEvent) -> None:
         for feed in self._events:
@@ -1064,8 +1323,10 @@ class _DeferredDepth(Deferred):
 class LiveOrderBook:
     """A local order book that a connection keeps current; read it any time.
 
-    ``book`` is the :class:`~flexconn.book.OrderBook` (``bids``, ``asks``, ``valid``...);
-    :meth:`wait_updated` waits for the next snapshot or invalidation.
+    ``book`` is the :class:`~flexconn.book.OrderBook` (``bids``, ``asks``, ``valid``,
+    ``invalid_reason``...); :meth:`wait_updated` waits for the next snapshot or invalidation.
+    ``book.valid`` is false from the moment the connection's socket is considered dead until
+    the first snapshot of the resubscription (see :meth:`Connection.order_book`).
     """
 
     def __init__(self, book: OrderBook) -> None:
@@ -1079,6 +1340,34 @@ class LiveOrderBook:
     async def wait_updated(self) -> None:
         """Wait until the book next changes (a snapshot applied or the book invalidated)."""
         await self._updated.wait()
+
+
+@attrs.define(eq=False)
+class _BookKeeping:
+    """A live book the connection keeps, with the feed and channel it is kept from."""
+
+    live: LiveOrderBook
+    feed: Feed[DepthUpdate]
+    channel: Channel[DepthUpdate]
+
+
+def _disconnect_reason(exc: FlexconnError, *, opened: bool) -> tuple[DisconnectReason, int | None]:
+    """Why a session's socket ended (``opened``: whether it had opened), and its close code."""
+    if not opened or isinstance(exc, ConnectTimeout):
+        return DisconnectReason.CONNECT_FAILED, None
+    if isinstance(exc, HeartbeatTimeout):
+        return DisconnectReason.HEARTBEAT_TIMEOUT, None
+    if isinstance(exc, ReplyTimeout):
+        return DisconnectReason.REPLY_TIMEOUT, None
+    if isinstance(exc, SocketClosed):
+        return exc.disconnect, exc.close_code
+    if isinstance(exc, ConnectionClosed):
+        return DisconnectReason.CONNECTION_LOST, None
+    if isinstance(exc, TransportError):
+        return DisconnectReason.TRANSPORT_ERROR, None
+    if isinstance(exc, RemoteProtocolError):
+        return DisconnectReason.PROTOCOL_ERROR, None
+    return DisconnectReason.EXCHANGE_ERROR, None
 
 
 @contextmanager
@@ -1133,6 +1422,7 @@ async def open_connection(
     seed: int | None = None,
     rest: OrderLookup | None = None,
     outbox: OutboxConfig = DEFAULT_OUTBOX,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> AsyncIterator[Connection]:
     """Connect (and log in when ``credentials`` are given), yielding a self-healing connection.
 
@@ -1154,6 +1444,12 @@ async def open_connection(
         outbox: batching, pacing (commands and orders per second) and timeout settings.
         transport: the WebSocket implementation (:mod:`flexconn.transport`); the default is
             the sans-IO one, ``open_trio_websocket`` the trio-websocket one.
+        max_frame_bytes: the largest inbound message accepted (default 4 MiB,
+            :data:`~flexconn.config.DEFAULT_MAX_FRAME_BYTES`, far above the exchange's real
+            frames). A larger one is refused as it arrives, never held whole: the socket closes
+            (code 1009), a ``DISCONNECTED`` event with ``DisconnectReason.FRAME_TOO_LARGE`` is
+            reported and counted, and the connection reconnects. Passed to the transport
+            factory as ``max_frame_bytes=`` when it differs from the default.
 
     Raises:
         AuthenticationError: the exchange refused the API key or signature.
@@ -1176,6 +1472,7 @@ async def open_connection(
                 seed=seed,
                 rest=rest,
                 outbox=outbox,
+                max_frame_bytes=max_frame_bytes,
             )
             try:
                 yield conn
@@ -1197,6 +1494,7 @@ async def connect(
     seed: int | None = None,
     rest: OrderLookup | None = None,
     outbox: OutboxConfig = DEFAULT_OUTBOX,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> Connection:
     """Like :func:`open_connection`, for callers who bring their own nursery.
 
@@ -1214,6 +1512,7 @@ async def connect(
         seed=seed,
         rest=rest,
         outbox=outbox,
+        max_frame_bytes=max_frame_bytes,
     )
     with _unwrapped():
         await nursery.start(_run, conn)

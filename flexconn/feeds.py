@@ -5,7 +5,10 @@ Design note: a :class:`Feed` is one consumer's view of one exchange channel. It 
 driven by the connection's reader task. The policy decides what happens when the consumer is slow:
 
 * ``LATEST`` keeps at most ``capacity`` items and drops the oldest data item to make room (counted
-  as *conflated*); continuity markers are never conflated away.
+  as *conflated*); continuity markers are never conflated away. A *keyed* feed (a wildcard
+  subscription such as ``ticker:all``, whose items each belong to one market or asset) conflates
+  per key instead: it keeps at most ``capacity`` items of each key and only ever drops an item
+  for a newer one of the same key, so one market's updates never push out another's.
 * ``BLOCK`` makes the producer wait, which in turn stops the connection reading the socket.
 * ``ERROR`` fails the feed: the consumer drains what was buffered, then gets
   :class:`~flexconn.errors.FeedOverflow`.
@@ -20,6 +23,7 @@ resolves when the consumer takes it. Items a ``LATEST`` feed conflates away are 
 from __future__ import annotations
 
 import abc
+import itertools
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -89,13 +93,21 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
         policy: Backpressure,
         capacity: int,
         on_close: Callable[[Feed[T]], None] | None = None,
+        keyed: bool = False,
     ) -> None:
         if capacity < 1:
             raise ValueError("feed capacity must be at least 1")
         self.channel = channel
         self.policy = policy
         self.capacity = capacity
+        #: Whether a ``LATEST`` feed conflates per item key (wildcard channels) rather than as a
+        #: whole; the producer then names each item's key.
+        self.keyed = keyed
         self._items: deque[T | StreamRestarted] = deque()
+        # Keyed feeds only: the key of each buffered item (None for markers), in step with
+        # ``_items``, and how many buffered items each key has.
+        self._keys: deque[str | None] = deque()
+        self._per_key: dict[str, int] = {}
         self._readers = trio.lowlevel.ParkingLot()
         self._writers = trio.lowlevel.ParkingLot()
         self._failure: BaseException | None = None
@@ -114,6 +126,8 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
             raise trio.ClosedResourceError("feed was closed")
         while self._items:
             item = self._items.popleft()
+            if self.keyed:
+                self._forget_key(self._keys.popleft())
             self._writers.unpark_all()
             if isinstance(item, Deferred):
                 item = item.resolve()
@@ -148,6 +162,8 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
             return
         self._closed = True
         self._items.clear()
+        self._keys.clear()
+        self._per_key.clear()
         self._readers.unpark_all()
         self._writers.unpark_all()
         if self._on_close is not None:
@@ -170,7 +186,7 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
 
     # -- producer side (used by the connection) -------------------------------------------------
 
-    async def put(self, item: T | StreamRestarted) -> None:
+    async def put(self, item: T | StreamRestarted, key: str | None = None) -> None:
         """Offer an item, waiting while a ``BLOCK`` feed is full; a no-op once closed."""
         while (
             self.policy is Backpressure.BLOCK
@@ -178,13 +194,18 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
             and len(self._items) >= self.capacity
         ):
             await self._writers.park()
-        self.put_nowait(item)
+        self.put_nowait(item, key)
 
-    def put_nowait(self, item: T | StreamRestarted) -> bool:
-        """Offer an item without waiting; returns ``False`` if a ``BLOCK`` feed had no room."""
+    def put_nowait(self, item: T | StreamRestarted, key: str | None = None) -> bool:
+        """Offer an item without waiting; returns ``False`` if a ``BLOCK`` feed had no room.
+
+        ``key`` names the market or asset a keyed feed's item belongs to (ignored otherwise).
+        """
         if self._closed or self._ended or self._failure is not None:
             return True
         self._last_item_at = trio.current_time()
+        if self.keyed:
+            return self._put_keyed(item, key)
         if len(self._items) >= self.capacity:
             if self.policy is Backpressure.BLOCK:
                 return False
@@ -198,6 +219,77 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
         self._items.append(item)
         self._readers.unpark_all()
         return True
+
+    def _put_keyed(self, item: T | StreamRestarted, key: str | None) -> bool:
+        if isinstance(item, StreamRestarted):
+            key = None
+        if self.policy is Backpressure.LATEST:
+            if key is not None and self._per_key.get(key, 0) >= self.capacity:
+                self._conflate_key(key)
+        elif len(self._items) >= self.capacity:
+            if self.policy is Backpressure.BLOCK:
+                return False
+            self._failure = FeedOverflow(
+                f"feed {self.channel} fell more than {self.capacity} messages behind"
+            )
+            self._readers.unpark_all()
+            return True
+        self._items.append(item)
+        self._keys.append(key)
+        if key is not None:
+            self._per_key[key] = self._per_key.get(key, 0) + 1
+        self._readers.unpark_all()
+        return True
+
+    def _forget_key(self, key: str | None) -> None:
+        if key is None:
+            return
+        left = self._per_key[key] - 1
+        if left:
+            self._per_key[key] = left
+        else:
+            del self._per_key[key]
+
+    def _conflate_key(self, key: str) -> None:
+        # Drop the oldest buffered item of ``key`` (never one of another key, never a marker).
+        for index, queued in enumerate(self._keys):
+            if queued == key:
+                del self._items[index]
+                del self._keys[index]
+                self._forget_key(key)
+                self._conflated += 1
+                return
+
+    def discard_data(self) -> int:
+        """Drop every buffered data item (markers stay); returns how many were dropped.
+
+        The connection calls it on a live book's feed when the socket dies, so that a snapshot
+        read from the dead socket can never make the book valid again.
+        """
+        kept = [
+            (item, key)
+            for item, key in itertools.zip_longest(self._items, self._keys)
+            if isinstance(item, StreamRestarted)
+        ]
+        dropped = len(self._items) - len(kept)
+        self._items = deque(item for item, _ in kept)
+        if self.keyed:
+            self._keys = deque(None for _ in kept)
+            self._per_key.clear()
+        if dropped:
+            self._writers.unpark_all()
+        return dropped
+
+    async def wait_ready(self) -> None:
+        """Wait until :meth:`receive_nowait` has something to say: an item, the end, or the
+        feed's failure (it returns at once if so already).
+
+        Taking the item with :meth:`receive_nowait` right after keeps the two in one step, with
+        no checkpoint between taking an item and acting on it (which :meth:`receive` has).
+        """
+        while not (self._items or self._failure is not None or self._ended or self._closed):
+            await self._readers.park()
+        await trio.lowlevel.checkpoint()
 
     def has_room(self) -> bool:
         return self._closed or len(self._items) < self.capacity

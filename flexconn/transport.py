@@ -12,7 +12,11 @@ connect_timeout)`` signature (:data:`TransportFactory`):
 
 Each translates every exception its library raises to the :mod:`flexconn.errors` tree at one
 place: :func:`_translated` here for trio-websocket, ``flexconn._ws_sansio._translated`` for the
-sans-IO transport.
+sans-IO transport. A socket that closes raises a :class:`~flexconn.errors.ConnectionClosed`
+that also says why, typed (:class:`~flexconn._socket.DisconnectReason`: the peer's close code, a
+message over ``max_frame_bytes``, a protocol error, a lost connection); the connection reports
+it in its ``disconnected`` events. Neither transport logs the login command's signature: the
+sans-IO one redacts what websockets logs, trio-websocket logs only sizes.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from urllib.parse import urlsplit
 import trio
 import trio_websocket
 
+from flexconn._socket import DisconnectReason, SocketClosed
 from flexconn._ws_sansio import open_sansio_websocket
-from flexconn.errors import ConnectionClosed, ConnectTimeout, TransportError
+from flexconn.config import DEFAULT_MAX_FRAME_BYTES
+from flexconn.errors import ConnectTimeout, TransportError
 
 __all__ = [
     "DEFAULT_TRANSPORT",
@@ -56,7 +62,10 @@ class Transport(Protocol):
         """Close the connection; idempotent."""
 
 
-#: Opens a transport: ``factory(url, ssl_context=..., connect_timeout=...)``.
+#: Opens a transport: ``factory(url, ssl_context=..., connect_timeout=...)``, plus
+#: ``max_frame_bytes=...`` when the connection was given a limit other than
+#: :data:`~flexconn.config.DEFAULT_MAX_FRAME_BYTES` (both built-in factories take it and default
+#: to that value, so a factory that wraps one keeps the limit without knowing of it).
 TransportFactory = Callable[..., AbstractAsyncContextManager[Transport]]
 
 
@@ -94,11 +103,7 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except trio_websocket.ConnectionClosed as exc:
-        reason = exc.reason
-        text = f"closed by peer: code {reason.code}" if reason is not None else "closed"
-        if reason is not None and reason.reason:
-            text += f" ({reason.reason})"
-        raise ConnectionClosed(text) from exc
+        raise _closed(exc.reason) from exc
     except trio_websocket.ConnectionTimeout as exc:
         raise ConnectTimeout("WebSocket connect timed out") from exc
     except trio_websocket.ConnectionRejected as exc:
@@ -106,13 +111,46 @@ def _translated() -> Iterator[None]:
     except trio_websocket.HandshakeError as exc:
         raise TransportError(f"WebSocket handshake failed: {exc!r}") from exc
     except trio_websocket.DisconnectionTimeout as exc:
-        raise ConnectionClosed("close handshake timed out") from exc
+        raise SocketClosed(
+            "close handshake timed out", disconnect=DisconnectReason.CONNECTION_LOST
+        ) from exc
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        raise ConnectionClosed(f"connection broken: {exc!r}") from exc
+        raise SocketClosed(
+            f"connection broken: {exc!r}", disconnect=DisconnectReason.CONNECTION_LOST
+        ) from exc
     except ssl.SSLError as exc:
         raise TransportError(f"TLS error: {exc}") from exc
     except OSError as exc:
         raise TransportError(f"network error: {exc}") from exc
+
+
+#: The reason trio-websocket gives its own 1009 close when a message exceeds its size limit.
+_TOO_BIG_PREFIX = "Exceeded maximum message size"
+
+
+def _closed(reason: trio_websocket.CloseReason | None) -> SocketClosed:
+    """Why trio-websocket says the connection closed, as a typed :class:`SocketClosed`."""
+    if reason is None:
+        # Its reader stops without a close reason only after a protocol error from the peer.
+        return SocketClosed(
+            "closed: the peer broke the protocol", disconnect=DisconnectReason.PROTOCOL_ERROR
+        )
+    code = reason.code
+    if code == 1009 and (reason.reason or "").startswith(_TOO_BIG_PREFIX):
+        return SocketClosed(
+            f"frame too large: {reason.reason}",
+            disconnect=DisconnectReason.FRAME_TOO_LARGE,
+            close_code=code,
+        )
+    if code == 1006:
+        return SocketClosed(
+            "closed by peer: code 1006 (no close frame)",
+            disconnect=DisconnectReason.CONNECTION_LOST,
+        )
+    text = f"closed by peer: code {code}"
+    if reason.reason:
+        text += f" ({reason.reason})"
+    return SocketClosed(text, disconnect=DisconnectReason.CLOSED_BY_SERVER, close_code=code)
 
 
 class _TrioWebsocketTransport:
@@ -147,8 +185,13 @@ async def open_trio_websocket(
     connect_timeout: float = 10.0,
     close_timeout: float = 2.0,
     message_queue_size: int = 64,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> AsyncIterator[Transport]:
     """Open a WebSocket with trio-websocket (certificates verified for wss:// by default).
+
+    A message larger than ``max_frame_bytes`` is dropped as it arrives (never held whole): the
+    socket closes with code 1009 and ``receive`` raises a
+    :class:`~flexconn.errors.ConnectionClosed` whose reason says so.
 
     Raises:
         ConnectTimeout: connecting took longer than ``connect_timeout``.
@@ -162,7 +205,7 @@ async def open_trio_websocket(
         connect_timeout=connect_timeout,
         disconnect_timeout=close_timeout,
         message_queue_size=message_queue_size,
-        max_message_size=16 * 1024 * 1024,
+        max_message_size=max_frame_bytes,
         receive_buffer_size=65536,
     )
     with _translated():

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from flexconn.book import OrderBook, depth_checksum
+from flexconn.book import InvalidationReason, OrderBook, depth_checksum
 from flexconn.models.enums import DepthLevel
 from flexconn.models.market import DepthSnapshot, PriceLevel
 
@@ -88,3 +88,17 @@ def test_snapshot_for_another_market_is_a_programming_error() -> None:
     book = OrderBook("ETH-USD")
     with pytest.raises(ValueError, match="BTC-USD-SWAP-LIN"):
         book.apply(snap(1, [], []))
+
+
+def test_the_book_says_why_it_is_invalid() -> None:
+    book = OrderBook("BTC-USD-SWAP-LIN")
+    assert book.invalid_reason is InvalidationReason.NO_SNAPSHOT
+    good = zlib.crc32(b"100:1:101:1")
+    book.apply(snap(1, [("100", "1")], [("101", "1")], checksum=good))
+    assert book.valid and book.invalid_reason is None
+    book.apply(snap(2, [("100", "1")], [("101", "1")], checksum=good + 1))
+    assert book.invalid_reason is InvalidationReason.CHECKSUM_MISMATCH
+    book.invalidate(InvalidationReason.RESUBSCRIBED)
+    assert (book.valid, book.invalid_reason) == (False, InvalidationReason.RESUBSCRIBED)
+    book.invalidate()
+    assert book.invalid_reason is InvalidationReason.DISCONNECTED

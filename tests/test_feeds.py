@@ -115,3 +115,65 @@ async def test_receive_waits_and_is_cancellable(autojump_clock: trio.testing.Moc
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Feed("x", policy=Backpressure.LATEST, capacity=0)
+
+
+async def test_a_keyed_latest_feed_conflates_per_key_never_across_keys() -> None:
+    feed: Feed[str] = Feed("ticker:all", policy=Backpressure.LATEST, capacity=1, keyed=True)
+    for item in ("a1", "b1", "a2", "c1", "b2", "a3"):
+        feed.put_nowait(item, key=f"ticker:{item[0]}")
+    # the newest of each key, in the order each arrived
+    assert [feed.receive_nowait() for _ in range(3)] == ["c1", "b2", "a3"]
+    assert feed.statistics().conflated == 3
+    with pytest.raises(trio.WouldBlock):
+        feed.receive_nowait()
+
+
+async def test_a_keyed_feed_keeps_capacity_items_per_key_and_every_marker() -> None:
+    feed: Feed[str] = Feed("market:all", policy=Backpressure.LATEST, capacity=2, keyed=True)
+    feed.put_nowait("a1", key="a")
+    feed.put_nowait(marker())
+    for item in ("a2", "b1", "a3", "b2", "b3"):
+        feed.put_nowait(item, key=item[0])
+    got = [feed.receive_nowait() for _ in range(5)]
+    assert got == [marker(), "a2", "a3", "b2", "b3"]
+    assert feed.statistics().conflated == 2
+
+
+async def test_a_keyed_block_feed_counts_capacity_across_keys() -> None:
+    feed: Feed[str] = Feed("order:all", policy=Backpressure.BLOCK, capacity=2, keyed=True)
+    assert feed.put_nowait("a1", key="a") and feed.put_nowait("b1", key="b")
+    assert not feed.put_nowait("c1", key="c")  # full: the producer must wait
+    assert feed.receive_nowait() == "a1"
+    assert feed.put_nowait("c1", key="c")
+    assert [feed.receive_nowait() for _ in range(2)] == ["b1", "c1"]
+
+
+async def test_discard_data_keeps_only_markers() -> None:
+    feed: Feed[int] = Feed("depth:X", policy=Backpressure.LATEST, capacity=3)
+    feed.put_nowait(1)
+    feed.put_nowait(marker())
+    feed.put_nowait(2)
+    assert feed.discard_data() == 2
+    assert feed.receive_nowait() == marker()
+    with pytest.raises(trio.WouldBlock):
+        feed.receive_nowait()
+
+
+async def test_wait_ready_returns_once_an_item_or_the_end_is_there(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    feed: Feed[int] = Feed("depth:X", policy=Backpressure.LATEST, capacity=1)
+
+    async def later() -> None:
+        await trio.sleep(3)
+        feed.put_nowait(9)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(later)
+        await feed.wait_ready()
+        assert trio.current_time() == 3
+        assert feed.receive_nowait() == 9
+    feed.end()
+    await feed.wait_ready()
+    with pytest.raises(trio.EndOfChannel):
+        feed.receive_nowait()

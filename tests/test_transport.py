@@ -31,6 +31,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+from flexconn._socket import DisconnectReason, SocketClosed
 from flexconn.errors import ConnectionClosed, ConnectTimeout, TransportError
 from flexconn.transport import (
     DEFAULT_TRANSPORT,
@@ -289,8 +290,10 @@ async def test_a_close_frame_ends_receiving_after_the_messages_before_it(
         transport(url, ssl_context=None, connect_timeout=5) as ws,
     ):
         assert await ws.receive() == "last words"
-        with pytest.raises(ConnectionClosed, match=r"code 4000 \(maintenance\)"):
+        with pytest.raises(SocketClosed, match=r"code 4000 \(maintenance\)") as info:
             await ws.receive()
+        assert info.value.disconnect is DisconnectReason.CLOSED_BY_SERVER
+        assert info.value.close_code == 4000
         with pytest.raises(ConnectionClosed):
             await ws.send("anyone?")
 
@@ -306,8 +309,10 @@ async def test_a_dropped_tcp_connection_raises_connection_closed(
         transport(url, ssl_context=None, connect_timeout=5) as ws,
     ):
         assert await ws.receive() == "hello"
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(SocketClosed) as info:
             await ws.receive()
+        assert info.value.disconnect is DisconnectReason.CONNECTION_LOST
+        assert info.value.close_code is None
 
 
 async def test_aclose_performs_the_closing_handshake_and_is_idempotent(
@@ -389,8 +394,36 @@ async def test_invalid_utf8_in_a_text_message_closes_the_connection(
     async with scripted_server(garbage) as url:
         with trio.fail_after(1):
             async with transport(url, ssl_context=None, connect_timeout=5) as ws:
-                with pytest.raises(ConnectionClosed):
+                with pytest.raises(SocketClosed) as info:
                     await ws.receive()
+                assert info.value.disconnect is DisconnectReason.PROTOCOL_ERROR
+                assert info.value.close_code == 1007
+
+
+async def test_a_message_over_the_size_limit_closes_with_1009_unread(
+    transport: TransportFactory,
+) -> None:
+    closes: list[int] = []
+
+    async def oversized(peer: Peer) -> None:
+        await peer.text("small")
+        await peer.send(server_frame(OP_TEXT, b"y" * 2000))
+        while (event := await peer.event()) is not None:
+            if isinstance(event, CloseConnection):
+                closes.append(event.code)
+                await peer.send(peer.ws.send(event.response()))
+                return
+
+    async with (
+        scripted_server(oversized) as url,
+        transport(url, ssl_context=None, connect_timeout=5, max_frame_bytes=1000) as ws,
+    ):
+        assert await ws.receive() == "small"
+        with trio.fail_after(5), pytest.raises(SocketClosed, match="frame too large") as info:
+            await ws.receive()
+        assert info.value.disconnect is DisconnectReason.FRAME_TOO_LARGE
+        assert info.value.close_code == 1009
+    assert closes == [1009]
 
 
 def _server_tls() -> ssl.SSLContext:
@@ -414,17 +447,19 @@ async def test_wss_verifies_the_certificate_by_default(transport: TransportFacto
 # -- the sans-IO transport only ------------------------------------------------------------------
 
 
-async def test_sansio_refuses_a_message_over_its_size_limit() -> None:
-    async def oversized(peer: Peer) -> None:
-        await peer.send(server_frame(OP_TEXT, b"y" * 2000))
+async def test_sansio_refuses_an_oversized_frame_from_its_header() -> None:
+    # Only the header of a 1 GiB frame is ever sent: refusing it must not wait for the payload.
+    async def announces_a_huge_frame(peer: Peer) -> None:
+        await peer.send(struct.pack("!BBQ", 0x80 | OP_TEXT, 127, 1 << 30) + b"y" * 100)
         await echo(peer)
 
     async with (
-        scripted_server(oversized) as url,
-        open_sansio_websocket(url, max_message_bytes=1000) as ws,
+        scripted_server(announces_a_huge_frame) as url,
+        open_sansio_websocket(url) as ws,
     ):
-        with pytest.raises(ConnectionClosed, match="protocol error"):
+        with trio.fail_after(5), pytest.raises(SocketClosed) as info:
             await ws.receive()
+        assert info.value.disconnect is DisconnectReason.FRAME_TOO_LARGE
 
 
 async def test_sansio_reports_a_refused_certificate_at_once() -> None:
