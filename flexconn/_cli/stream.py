@@ -130,15 +130,19 @@ async def report_connection(
     connection did, not because the market went quiet.
     """
     down = False
+    last = ""
     async for event in events:
         if isinstance(event, StreamRestarted) or event.kind != "state" or event.state is None:
             continue
         detail = f": {event.detail}" if event.detail else ""
         if event.state is ConnectionState.RECONNECTING:
-            down = True
-            sink(f"disconnected{detail}; reconnecting (data may be missing until it is back)")
+            if not down:
+                sink(f"disconnected{detail}; reconnecting (data may be missing until it is back)")
+            elif detail != last:  # a failed attempt, told once per distinct reason
+                sink(f"still reconnecting{detail}")
+            down, last = True, detail
         elif event.state is ConnectionState.CONNECTED and down:
-            down = False
+            down, last = False, ""
             sink(f"reconnected (reconnect #{conn.stats().reconnects}); resubscribing")
         elif event.state is ConnectionState.CLOSED:
             sink(f"connection closed{detail}")
