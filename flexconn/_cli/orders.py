@@ -43,11 +43,11 @@ from flexconn.connection import Connection
 from flexconn.errors import (
     ExchangeError,
     FlexconnError,
+    OrderAlreadyClosed,
     OrderNotApplied,
-    OrderNotFoundError,
     OrderOutcomeUnknown,
 )
-from flexconn.models.enums import Side, TimeInForce
+from flexconn.models.enums import OrderStatus, Side, TimeInForce
 from flexconn.models.orders import (
     CancelOrder,
     LimitOrder,
@@ -55,7 +55,7 @@ from flexconn.models.orders import (
     OrderSpec,
     StopLimitOrder,
 )
-from flexconn.models.rest import BalancesReply
+from flexconn.models.rest import BalancesReply, OrderRecordStatus
 from flexconn.orders import WorkingOrder
 from flexconn.outbox import CancelAck
 from flexconn.protocol.codec import dumps
@@ -393,14 +393,7 @@ async def handle_modify(args: argparse.Namespace, stop: trio.CancelScope) -> int
     if args.price is None and args.quantity is None and args.side is None:
         raise CliError("nothing to change: give --price, --quantity and/or --side", status=2)
     with stop:
-        async with _account(args, markets=[args.market]) as (conn, _rest):
-            before = conn.orders.get(args.order_id)
-            in_place = (
-                args.price is None
-                and args.side is None
-                and before is not None
-                and args.quantity < before.quantity
-            )
+        async with _account(args, markets=[args.market]) as (conn, rest):
             try:
                 ack = await conn.modify(
                     args.order_id,
@@ -414,19 +407,21 @@ async def handle_modify(args: argparse.Namespace, stop: trio.CancelScope) -> int
                     exc,
                     what=f"modifying order {args.order_id}",
                     order_id=args.order_id,
+                    closed=await _how_closed(exc, rest, args.market),
                     verb="modified",
                     check=(
                         f"see whether order {args.order_id} (or a replacement with its client "
                         f"order id) changed with: flexconn orders --market {args.market}"
                     ),
                 ) from None
-            # A replacement's OrderOpened notice may trail the reply by a moment.
-            with trio.move_on_after(0 if in_place or ack.replaced_by else 1):
-                while conn.orders.successor(ack.order_id) == ack.order_id:  # noqa: ASYNC110
-                    await trio.sleep(0.02)
-            successor = ack.replaced_by or conn.orders.successor(ack.order_id)
-            if successor != ack.order_id:
-                emit(f"modified order {ack.order_id}: replaced by order {successor}")
+            if not ack.confirmed:  # the outbox confirms unless asked not to; never claim more
+                raise CliError(
+                    f"order {args.order_id}: the exchange accepted the modify but did not "
+                    "confirm it",
+                    EXIT_UNKNOWN,
+                )
+            if ack.replaced_by is not None:
+                emit(f"modified order {ack.order_id}: replaced by order {ack.replaced_by}")
             else:
                 emit(f"modified order {ack.order_id} in place")
     return 0
@@ -439,7 +434,7 @@ async def handle_cancel(args: argparse.Namespace, stop: trio.CancelScope) -> int
         raise CliError("cancelling by id needs the MARKET", status=2)
     failures: list[CliError] = []
     with stop:
-        async with _account(args, markets=[args.market]) as (conn, _rest):
+        async with _account(args, markets=[args.market]) as (conn, rest):
             if args.all:
                 requests = [
                     CancelOrder(o.market_code, o.order_id) for o in _open(conn, args.market)
@@ -451,12 +446,21 @@ async def handle_cancel(args: argparse.Namespace, stop: trio.CancelScope) -> int
                 return 0
             outcomes: list[CancelAck | FlexconnError] = await conn.cancel_many(requests)
             for request, outcome in zip(requests, outcomes, strict=True):
-                if isinstance(outcome, FlexconnError):
+                if isinstance(outcome, CancelAck) and not outcome.confirmed:
+                    failures.append(
+                        CliError(
+                            f"order {request.order_id}: the exchange accepted the cancel but "
+                            "did not confirm it",
+                            EXIT_UNKNOWN,
+                        )
+                    )
+                elif isinstance(outcome, FlexconnError):
                     failures.append(
                         _not_done(
                             outcome,
                             what=f"cancelling order {request.order_id}",
                             order_id=request.order_id,
+                            closed=await _how_closed(outcome, rest, request.market_code),
                             verb="cancelled",
                             check=(
                                 f"order {request.order_id} is still open if this lists it: "
@@ -476,25 +480,60 @@ async def handle_cancel(args: argparse.Namespace, stop: trio.CancelScope) -> int
     raise CliError(f"{len(failures)} of {len(requests)} cancels failed (see above)", status)
 
 
+async def _how_closed(exc: FlexconnError, rest: RestClient | None, market: str) -> str | None:
+    """How an already-closed order closed, for the error message.
+
+    The outbox knows when it saw the close on the order channel; a fresh command line usually
+    did not (the order closed before it connected), so it asks REST (``GET /v2.1/orders``),
+    whose records say filled (``OrderMatched``) or closed otherwise. ``None`` when neither knows.
+    """
+    if not isinstance(exc, OrderAlreadyClosed):
+        return None
+    if exc.close_reason is not None:
+        return exc.close_reason.value
+    if rest is None:
+        return None
+    try:
+        records = (await rest.orders(market_code=market, order_id=exc.order_id)).data
+    except (FlexconnError, OSError):
+        return None
+    for record in records:
+        if record.order_id == exc.order_id:
+            return _RECORD_CLOSES.get(record.status)
+    return None
+
+
+#: What a ``GET /v2.1/orders`` record's status says about how a closed order closed.
+_RECORD_CLOSES = {
+    OrderRecordStatus.MATCHED: OrderStatus.FILLED.value,
+    OrderRecordStatus.CLOSED: "cancelled",
+}
+
+
 def _not_done(
-    exc: FlexconnError, *, what: str, order_id: int | None, check: str, verb: str = "placed"
+    exc: FlexconnError,
+    *,
+    what: str,
+    order_id: int | None,
+    check: str,
+    verb: str = "placed",
+    closed: str | None = None,
 ) -> CliError:
     """The one-line error of an order request that did not (provably) do what was asked.
 
     Exit status 1 when the exchange refused it or did not act on it, :data:`EXIT_UNKNOWN` when
-    the outcome could not be learned (``check`` then says how to find out).
+    the outcome could not be learned (``check`` then says how to find out). ``closed``: how an
+    already-closed order closed (FILLED, CANCELED_BY_USER, ...), when known.
     """
     subject = f"order {order_id}" if order_id is not None else "the order"
     if isinstance(exc, OrderOutcomeUnknown):
         return CliError(f"{what}: the outcome is unknown ({exc}); {check}", EXIT_UNKNOWN)
-    if isinstance(exc, OrderNotFoundError) and order_id is not None:
-        closed = _close_reason(exc)
-        if closed is not None:
-            reason = f" ({closed})" if closed else ""
-            return CliError(
-                f"order {order_id} was already closed{reason}, so it was not {verb}: "
-                f"the exchange said {exc}"
-            )
+    if isinstance(exc, OrderAlreadyClosed):
+        reason = f" ({closed})" if closed else ""
+        return CliError(
+            f"order {exc.order_id} was already closed{reason}, so it was not {verb} "
+            f"(exchange code {exc.code}: {exc.message})"
+        )
     if isinstance(exc, ExchangeError):
         hint = "; flexconn markets lists the valid market codes" if exc.code == "20015" else ""
         return CliError(
@@ -506,11 +545,3 @@ def _not_done(
             "again is safe)"
         )
     return CliError(f"{subject} was not {verb}: {exc} ({type(exc).__name__})")
-
-
-def _close_reason(exc: OrderNotFoundError) -> str | None:
-    """For an already-closed order: how it closed ("" if unknown); ``None`` for other errors."""
-    if not hasattr(exc, "close_reason"):
-        return None
-    reason = exc.close_reason
-    return "" if reason is None else str(getattr(reason, "value", reason))
