@@ -9,7 +9,6 @@ from flexconn import channels, errors
 from flexconn.auth import Credentials
 from flexconn.book import InvalidationReason, OrderBook
 from flexconn.config import (
-    DEFAULT_MAX_FRAME_BYTES,
     Backpressure,
     Heartbeat,
     PingStyle,
@@ -108,7 +107,6 @@ __all__ = [
     "ConnectionState",
     "ConnectionStatistics",
     "Credentials",
-    "DEFAULT_MAX_FRAME_BYTES",
     "DepthSnapshot",
     "DisconnectReason",
     "ExchangeError",
