@@ -179,3 +179,11 @@ def test_the_stream_marker_line_is_json() -> None:
         '{"marker":"StreamRestarted","channel":"trade:ETH-USD","reconnects":2,'
         '"reason":"lost \\"x\\""}'
     )
+
+
+def test_a_stale_book_with_a_long_reason_still_fits_a_narrow_terminal() -> None:
+    reason = "reconnecting: " + "cannot connect: all attempts to connect to 127.0.0.1:1 failed"
+    panel = view.book_panel(book(), levels=5, stale=reason)
+    assert view.width_of(panel) <= 40
+    text = draw(panel, width=40)
+    assert "…" not in text and "STALE" in text

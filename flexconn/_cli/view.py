@@ -182,11 +182,18 @@ def _scratch() -> Console:
 
 
 def width_of(panel: Panel) -> int:
-    """The columns ``panel`` needs to show every cell in full (its content's natural width)."""
+    """The columns ``panel`` needs to show every cell in full: its tables' natural width (their
+    cells never wrap), and the longest word of its plain text (which may wrap)."""
     console = _scratch()
-    inner = Measurement.get(console, console.options, panel.renderable).maximum
     title = len(panel.title) + 4 if isinstance(panel.title, str) else 0
-    return max(inner, title) + 4  # two borders, one column of padding each side
+    return max(_needed(console, panel.renderable), title) + 4  # borders, one space padding
+
+
+def _needed(console: Console, renderable: RenderableType) -> int:
+    if isinstance(renderable, Group):
+        return max((_needed(console, part) for part in renderable.renderables), default=0)
+    measured = Measurement.get(console, console.options, renderable)
+    return measured.minimum if isinstance(renderable, Text) else measured.maximum
 
 
 def height_of(renderable: RenderableType, width: int) -> int:
