@@ -43,7 +43,10 @@ from chaos.helpers import (
     OutcomeSummary,
     Requests,
     VirtualWallClock,
+    all_tasks,
+    channel_ids,
     check_outcomes,
+    open_channels,
     quiesce,
 )
 from flexconn.auth import Credentials
@@ -108,7 +111,8 @@ class Bench:
             await self.conn.wait_state(ConnectionState.CONNECTED)
 
     async def resting(self, label: str, *, lots: int, price: Decimal) -> int | None:
-        """Place a resting BUY with no fault armed; its order id, if it was placed."""
+        """Place a resting BUY; its order id, if it was placed (a fault armed in the round
+        before, a drop after N more frames, may still take its reply: it is checked too)."""
         await self.connected()
         outcome = await self.requests.place(self.conn, self.limit(price, lots), label)
         return outcome.order_id if isinstance(outcome, PlaceAck) else None
@@ -138,6 +142,8 @@ class Bench:
 async def bench(
     transport: TransportFactory, seed: int, wall: VirtualWallClock
 ) -> AsyncIterator[Bench]:
+    tasks_before = all_tasks()
+    channels_before = channel_ids()
     async with serve(participants_rate=None, seed=seed, ws_options=WS_OPTIONS) as sim:
         assert sim.rest_url is not None
         ledger = ExchangeLedger.attach(sim)
@@ -169,6 +175,8 @@ async def bench(
             )
             proxy.resume()
             await quiesce(sim, past=PAST_WINDOW)
+    assert all_tasks() == tasks_before, "a task outlived the connection"
+    assert open_channels(channels_before) == []
 
 
 def verdict(b: Bench) -> OutcomeSummary:
@@ -177,7 +185,7 @@ def verdict(b: Bench) -> OutcomeSummary:
     return summary
 
 
-async def lose_replies(b: Bench, requests: int) -> Callable[[], object] | None:
+def lose_replies(b: Bench, requests: int) -> Callable[[], object] | None:
     """Arm a seeded way to lose replies; returns a fault to apply once the requests are out."""
     kind = b.rng.choice(("none", "drop_after", "drop_now", "late", "stall"))
     faults = b.sim.faults
@@ -228,7 +236,7 @@ async def test_modify_storm_outcomes_are_the_exchange_s(
                 else:  # a new price and a larger quantity
                     change = {"price": price, "quantity": LOT * (lots + 1 + i)}
                 calls.append(_modify_call(b, target, label, change))
-            fault = await lose_replies(b, len(calls))
+            fault = lose_replies(b, len(calls))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(b.together, *calls)
                 if fault is not None:
@@ -277,10 +285,10 @@ async def test_cancels_racing_fills_outcomes_are_the_exchange_s(
             calls = [_cancel_call(b, target, f"race {round_} cancel {i}") for i in range(cancels)]
             if timing == "before":  # filled before the cancel leaves
                 b.take(price, fill)
-                fault = await lose_replies(b, cancels)
+                fault = lose_replies(b, cancels)
                 await _run(b, calls, fault)
             elif timing == "racing":  # filled a few scheduler passes after the cancel leaves
-                fault = await lose_replies(b, cancels)
+                fault = lose_replies(b, cancels)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_run, b, calls, fault)
                     nursery.start_soon(_fill_soon, b, rng.randint(0, 30), price, fill)
