@@ -342,12 +342,16 @@ class OutcomeSummary:
     #: made: frames read late from a stalled socket, or sent again (a healthy command runs
     #: within milliseconds).
     late_commands: int = 0
+    #: ``OrderOutcomeUnknown`` requests whose command the engine did apply (allowed by the
+    #: model, but each is a caller left in doubt).
+    unknown_applied: int = 0
 
     def __str__(self) -> str:
         parts = ", ".join(f"{name}={n}" for name, n in sorted(self.counts.items()))
         return (
             f"{self.requests} requests, {self.engine_commands} engine commands "
-            f"({self.late_commands} late): {parts}"
+            f"({self.late_commands} late; {self.unknown_applied} unknown outcomes were "
+            f"applied): {parts}"
         )
 
 
@@ -455,6 +459,7 @@ def check_outcomes(requests: Sequence[OrderRequest], ledger: ExchangeLedger) -> 
                 + "; ".join(f"{r} -> {describe(r.outcomes[0])}" for r in family if r.outcomes)
             )
 
+    unknown_applied = 0
     for key, group in groups.items():
         done = applied.get(key, [])
         acks: list[OrderRequest] = []
@@ -468,6 +473,8 @@ def check_outcomes(requests: Sequence[OrderRequest], ledger: ExchangeLedger) -> 
                 unknown += 1
             elif isinstance(outcome, PlaceAck | CancelAck | ModifyAck):
                 acks.append(request)
+        if unknown:
+            unknown_applied += min(unknown, max(0, len(done) - len(acks)))
         confirmed = [r for r in acks if _confirmed(r.outcomes[0])]
         if len(confirmed) > len(done):
             violations.append(
@@ -500,6 +507,7 @@ def check_outcomes(requests: Sequence[OrderRequest], ledger: ExchangeLedger) -> 
         requests=len(requests),
         engine_commands=len(ledger.commands),
         late_commands=late,
+        unknown_applied=unknown_applied,
     )
     if violations:
         raise AssertionError(
