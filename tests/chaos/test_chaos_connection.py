@@ -49,6 +49,7 @@ from flexconn.models.enums import DepthLevel, Side, TimeInForce
 from flexconn.models.market import DepthUpdate, TradeUpdate
 from flexconn.models.notices import OrderMatched, OrderUpdate
 from flexconn.models.orders import LimitOrder
+from flexconn.outbox import OutboxConfig
 from flexconn.rest import RestClient
 from flexconn.sim import DEFAULT_MARKETS, Simulator, serve
 from flexconn.sim.chaos import AppliedFault, ChaosSchedule, FaultKind, open_chaos_proxy
@@ -63,6 +64,9 @@ REQUESTS_PER_S = 10.0
 HEARTBEAT = Heartbeat(interval=0.3, timeout=0.5)
 #: connect_timeout bounds a reset handshake, which trio-websocket only fails by timing out.
 RETRY = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, connect_timeout=1.5)
+#: How long a request may take to reach its outcome once trading stops: its reply timeout,
+#: then the outbox's search for evidence, bounded by the reconcile timeout.
+SETTLE = OutboxConfig().reply_timeout + OutboxConfig().reconcile_timeout + 5
 #: Bytes already in flight when a link dies are lost with it: a fill this long before a
 #: disruptive fault may be missing from the order channel.
 IN_FLIGHT = 0.5
@@ -304,8 +308,9 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
                             await trio.sleep(0.05)
                     issuing.cancel_scope.cancel()
                 # let every request in flight reach its outcome (a request cut off here has
-                # none, which the checks report)
-                with trio.move_on_after(20):
+                # none, which the checks report): an unknown one may be looked for until the
+                # window is provably closed, bounded by the reconcile timeout
+                with trio.move_on_after(SETTLE):
                     while any(not r.outcomes for r in trader.requests):  # noqa: ASYNC110
                         await trio.sleep(0.05)
                 requests.cancel_scope.cancel()
