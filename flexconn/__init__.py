@@ -3,7 +3,14 @@
 The public surface is re-exported here; everything else is an implementation detail. Channels
 are built with :mod:`flexconn.channels`, the simulator lives in :mod:`flexconn.sim` and the REST
 models in :mod:`flexconn.models.rest` (their names clash with the WebSocket models).
+
+Importing the package loads only what a WebSocket program needs: the REST client (and with it
+httpx, whose command line pulls click, rich and pygments) loads on first use of
+:class:`RestClient` or :class:`RetryPolicy`, and the simulator and the command line only when a
+program imports them.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from flexconn import channels, errors
 from flexconn.auth import Credentials
@@ -89,7 +96,12 @@ from flexconn.outbox import (
     OutboxStatistics,
     PlaceAck,
 )
-from flexconn.rest import RestClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from flexconn.rest import RestClient, RetryPolicy
+
+#: Public names whose module loads on first use: ``name -> module``.
+_LAZY: dict[str, str] = {"RestClient": "flexconn.rest", "RetryPolicy": "flexconn.rest"}
 
 __all__ = [
     "AckSource",
@@ -174,3 +186,18 @@ __all__ = [
     "errors",
     "open_connection",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
