@@ -16,8 +16,8 @@ from flexconn.connection import Connection
 from flexconn.errors import (
     ExchangeError,
     FlexconnError,
+    OrderAlreadyClosed,
     OrderNotApplied,
-    OrderNotFoundError,
     OrderOutcomeUnknown,
 )
 from flexconn.feeds import Feed
@@ -116,15 +116,25 @@ class ExchangeLedger:
     REST), so a request that reached the engine is never missed, however late it arrived.
     """
 
-    def __init__(self, engine: Engine, account_id: str) -> None:
+    def __init__(
+        self, engine: Engine, account_id: str, clock: Callable[[], float] = trio.current_time
+    ) -> None:
         self.engine = engine
         self.account_id = account_id
+        self.clock = clock
         self.commands: list[EngineCommand] = []
 
     @classmethod
     def attach(cls, sim: Simulator) -> ExchangeLedger:
-        ledger = cls(sim.exchange.engine, sim.demo_key.account_id)
-        engine = ledger.engine
+        """Record the simulator's engine, for its demo account."""
+        return cls.watch(sim.exchange.engine, sim.demo_key.account_id)
+
+    @classmethod
+    def watch(
+        cls, engine: Engine, account_id: str, clock: Callable[[], float] = trio.current_time
+    ) -> ExchangeLedger:
+        """Record ``engine``'s commands for ``account_id`` from now on (``clock`` stamps them)."""
+        ledger = cls(engine, account_id, clock)
         place, modify, cancel = engine.place, engine.modify, engine.cancel
 
         def recorded_place(account_id: str, **kwargs: Any) -> SimOrder:
@@ -187,13 +197,11 @@ class ExchangeLedger:
         except EngineReject as exc:
             if watched:
                 self.commands.append(
-                    EngineCommand(at=trio.current_time(), result=None, code=exc.code, **fields)
+                    EngineCommand(at=self.clock(), result=None, code=exc.code, **fields)
                 )
             raise
         if watched:
-            self.commands.append(
-                EngineCommand(at=trio.current_time(), result=result, code=None, **fields)
-            )
+            self.commands.append(EngineCommand(at=self.clock(), result=result, code=None, **fields))
         return result
 
     def final_states(self) -> dict[int, SimOrder]:
@@ -320,15 +328,14 @@ class Requests:
 
 
 def already_closed(outcome: object) -> bool:
-    """Whether ``outcome`` is the model's ``OrderAlreadyClosed`` (code 100004, an
-    ``OrderNotFoundError`` naming the order and why it closed)."""
-    return isinstance(outcome, OrderNotFoundError) and outcome.code == "100004"
+    """Whether ``outcome`` is the model's ``OrderAlreadyClosed``."""
+    return isinstance(outcome, OrderAlreadyClosed)
 
 
 def _confirmed(ack: object) -> bool:
-    """An ack is the confirmed stage unless it says otherwise (``confirmed=False`` is only
-    given to callers who asked for the accepted stage)."""
-    return bool(getattr(ack, "confirmed", True))
+    """Whether an ack is the confirmed stage (``confirmed=False`` is only given to callers who
+    asked for the accepted stage); a place has one stage."""
+    return not isinstance(ack, CancelAck | ModifyAck) or ack.confirmed
 
 
 @attrs.frozen(kw_only=True)
@@ -536,10 +543,9 @@ def _check_one(
         if request.kind == "cancel" and outcome.sent:
             return "a cancel that was sent is never 'not applied' (it has no recvWindow)"
         return None
-    if already_closed(outcome):
-        assert isinstance(outcome, OrderNotFoundError)
-        named = getattr(outcome, "order_id", None)
-        reason = getattr(outcome, "close_reason", None)
+    if isinstance(outcome, OrderAlreadyClosed):
+        named = outcome.order_id
+        reason = outcome.close_reason
         if request.kind == "place":
             return "a place cannot find its order already closed"
         if named != request.order_id:
