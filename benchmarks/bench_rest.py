@@ -25,6 +25,7 @@ from flexconn.auth import Credentials, RestSigner
 from flexconn.rest import RestClient
 from flexconn.restlimits import RestRateLimits
 from flexconn.sim.exchange import SimExchange
+from flexconn.sim.ratelimit import RestLimits
 from flexconn.sim.rest_app import serve_rest
 
 
@@ -46,9 +47,7 @@ async def main(rounds: int, requests: int, json_path: str | None = None) -> None
     exchange = SimExchange()
     groups: list[dict[str, object]] = []
     async with trio.open_nursery() as nursery:
-        url = await nursery.start(
-            partial(serve_rest, exchange, rate_limits=RestRateLimits.unlimited())
-        )
+        url = await nursery.start(partial(serve_rest, exchange, rate_limits=RestLimits.unlimited()))
         key = exchange.demo_key
         creds = Credentials(key.api_key, key.api_secret)
         host = url.removeprefix("http://")

@@ -34,6 +34,7 @@ from flexconn.models.enums import CandleGranularity, OrderNotice, OrderStatus, O
 from flexconn.rest import RestClient, RetryPolicy
 from flexconn.restlimits import RestRateLimits, Window
 from flexconn.sim.exchange import SimExchange
+from flexconn.sim.ratelimit import Rate, RestLimits
 from flexconn.sim.rest_app import serve_rest
 
 FAST_RETRY = RetryPolicy(attempts=3, initial_delay=0.001, max_delay=0.002)
@@ -240,7 +241,7 @@ async def test_permission_denied(sim: Sim) -> None:
 
 async def test_rate_limit_reply(nursery: trio.Nursery) -> None:
     exchange = SimExchange()
-    limits = RestRateLimits(overall=(Window(count=2, period=60.0),), routes={})
+    limits = RestLimits(overall=(Rate(count=2, period=60.0),), routes={})
     url = await nursery.start(partial(serve_rest, exchange, rate_limits=limits))
     async with RestClient(url, rate_limits=RestRateLimits.unlimited()) as client:
         await client.ping()

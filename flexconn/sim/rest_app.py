@@ -41,11 +41,11 @@ from flexconn.auth import parse_rest_timestamp, verify_rest_signature
 from flexconn.models import rest as m
 from flexconn.models.enums import CandleGranularity, OrderNotice, OrderStatus, TimeInForce
 from flexconn.protocol.codec import converter
-from flexconn.restlimits import DEFAULT_REST_RATE_LIMITS, RestLimiter, RestRateLimits
 from flexconn.sim.engine import EngineReject
 from flexconn.sim.exchange import ApiKey, SimExchange
 from flexconn.sim.markets import MarketSpec
 from flexconn.sim.orders import Order
+from flexconn.sim.ratelimit import DEFAULT_REST_LIMITS, RestLimiter, RestLimits
 
 __all__ = ["RestApp", "make_rest_app", "serve_rest"]
 
@@ -239,7 +239,7 @@ class RestApp:
         self,
         exchange: SimExchange,
         *,
-        rate_limits: RestRateLimits = DEFAULT_REST_RATE_LIMITS,
+        rate_limits: RestLimits = DEFAULT_REST_LIMITS,
         timestamp_tolerance: float = 60.0,
     ) -> None:
         self.exchange = exchange
@@ -371,7 +371,7 @@ class RestApp:
         if limiter is None:
             limiter = self._limiters[who] = RestLimiter(self.rate_limits)
         route = f"{request.verb} {request.route.template}"
-        if not limiter.try_acquire(trio.current_time(), route):
+        if not limiter.allow(trio.current_time(), route):
             raise _Reject(429, "20007", "You are accessing server too rapidly")
 
     def _authenticate(self, request: _Request, now_ms: int) -> ApiKey:
@@ -1164,7 +1164,7 @@ def _order_record(order: Order, fills: list[Any]) -> m.OrderRecord:
 def make_rest_app(
     exchange: SimExchange,
     *,
-    rate_limits: RestRateLimits = DEFAULT_REST_RATE_LIMITS,
+    rate_limits: RestLimits = DEFAULT_REST_LIMITS,
     timestamp_tolerance: float = 60.0,
 ) -> RestApp:
     """The REST ASGI app over ``exchange`` (see :class:`RestApp`)."""
@@ -1176,7 +1176,7 @@ async def serve_rest(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    rate_limits: RestRateLimits = DEFAULT_REST_RATE_LIMITS,
+    rate_limits: RestLimits = DEFAULT_REST_LIMITS,
     timestamp_tolerance: float = 60.0,
     shutdown: trio.Event | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,

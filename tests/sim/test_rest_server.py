@@ -19,8 +19,8 @@ import pytest
 import trio
 
 from flexconn.models.enums import OrderType, Side
-from flexconn.restlimits import RestRateLimits, Window
 from flexconn.sim.exchange import ApiKey, SimExchange
+from flexconn.sim.ratelimit import Rate, RestLimits
 from flexconn.sim.rest_app import serve_rest
 
 
@@ -50,7 +50,7 @@ class Sim:
 @pytest.fixture
 async def sim(nursery: trio.Nursery) -> AsyncIterator[Sim]:
     exchange = RecordingExchange()
-    limits = RestRateLimits(overall=(Window(count=1000, period=1.0),), routes={})
+    limits = RestLimits(overall=(Rate(count=1000, period=1.0),), routes={})
     url = await nursery.start(partial(serve_rest, exchange, rate_limits=limits))
     async with httpx.AsyncClient(base_url=url) as http:
         yield Sim(exchange, url, http)
@@ -276,7 +276,7 @@ async def test_read_only_key_may_read_but_not_trade(sim: Sim) -> None:
 
 async def test_rate_limit_reply(nursery: trio.Nursery) -> None:
     exchange = SimExchange()
-    limits = RestRateLimits(overall=(Window(count=3, period=60.0),), routes={})
+    limits = RestLimits(overall=(Rate(count=3, period=60.0),), routes={})
     url = await nursery.start(partial(serve_rest, exchange, rate_limits=limits))
     async with httpx.AsyncClient(base_url=url) as http:
         statuses = [(await http.get("/v2/ping")).status_code for _ in range(4)]
