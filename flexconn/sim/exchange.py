@@ -1,4 +1,5 @@
-"""The simulated exchange's shared state: engine, API keys, fault switches and the WS fan-out.
+"""The simulated exchange's shared state: engine, API keys, fault switches, the WS fan-out,
+funding records and delivery requests.
 
 Both servers (WebSocket and REST) hold the same :class:`SimExchange`. Whoever calls the engine
 calls :meth:`SimExchange.flush` right after; it drains the engine's events and pushes what they
@@ -24,9 +25,11 @@ import attrs
 from flexconn.models.enums import OrderStatus
 from flexconn.sim import ws_messages as msg
 from flexconn.sim.accounts import Position
+from flexconn.sim.delivery import Deliveries
 from flexconn.sim.engine import Engine
 from flexconn.sim.fanout import Fanout, Subscriber
 from flexconn.sim.faults import Faults
+from flexconn.sim.funding import Funding
 from flexconn.sim.liquidation import Liquidator
 from flexconn.sim.markets import DEFAULT_MARKETS, MarketSpec
 from flexconn.sim.orders import (
@@ -109,6 +112,10 @@ class SimExchange:
         self.channels = Channels(self)
         #: The liquidation engine (run by the channel publishers; announces on liquidationRFQ).
         self.liquidator = Liquidator(self)
+        #: Hourly funding records of the perpetuals (the engine settles no funding).
+        self.funding = Funding(self.engine)
+        #: Physical delivery requests (queued; the auction is not simulated).
+        self.deliveries = Deliveries(self.engine)
         if not self.engine.has_account(DEMO_ACCOUNT_ID):
             self.open_account(DEMO_ACCOUNT_ID, demo_balances)
         self.demo_key = self.create_api_key(DEMO_ACCOUNT_ID, can_trade=True)

@@ -41,6 +41,7 @@ from flexconn.auth import parse_rest_timestamp, verify_rest_signature
 from flexconn.models import rest as m
 from flexconn.models.enums import CandleGranularity, OrderNotice, OrderStatus, TimeInForce
 from flexconn.protocol.codec import converter
+from flexconn.sim.delivery import PENDING, next_auction
 from flexconn.sim.engine import EngineReject
 from flexconn.sim.exchange import ApiKey, SimExchange
 from flexconn.sim.markets import MarketSpec
@@ -55,7 +56,6 @@ Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_HOUR_MS: Final = 3600 * 1000
 _MAX_BODY: Final = 1 << 20
 _MAX_DEPTH_LEVEL: Final = 1000
 _INVALID: Final = ("40032", "Invalid request data")
@@ -246,11 +246,6 @@ class RestApp:
         self.rate_limits = rate_limits
         self.timestamp_tolerance = timestamp_tolerance
         self._limiters: dict[str, RestLimiter] = {}
-        self._deliveries: dict[int, m.DeliverySubmission] = {}
-        self._next_delivery_id = 1
-        #: funding records of every perpetual, oldest first
-        self._funding: list[m.FundingRate] = []
-        self._funding_hour: int | None = None
 
     # --- ASGI -----------------------------------------------------------------------------
 
@@ -344,7 +339,10 @@ class RestApp:
             if failure is not None:
                 raise _Reject(status_for_code(failure.code), failure.code, failure.message)
             handler: Callable[[_Request, int], object] = getattr(self, f"_h_{route.handler}")
-            return 200, handler(request, now)
+            try:
+                return 200, handler(request, now)
+            except EngineReject as reject:
+                raise _Reject(status_for_code(reject.code), reject.code, reject.message) from None
         except _Reject as reject:
             logger.debug("%s %s refused: %s", verb, path, reject)
             return reject.status, m.RestErrorReply(
@@ -557,41 +555,21 @@ class RestApp:
             raise _Reject(400, "20015", "marketCode is invalid: not a perpetual swap")
         return spec
 
-    def _record_funding(self, now: int) -> None:
-        hour = now - now % _HOUR_MS
-        if self._funding_hour == hour:
-            return
-        self._funding_hour = hour
-        engine = self.exchange.engine
-        for spec in self.exchange.markets.values():
-            if not spec.is_perpetual:
-                continue
-            mark = engine.mark_price(spec.market_code)
-            spot_code = f"{spec.base}-{spec.counter}"
-            index = engine.mark_price(spot_code) if spot_code in self.exchange.markets else mark
-            premium = (mark - index) / index if index else Decimal(0)
-            rate = max(Decimal("-0.003"), min(Decimal("0.003"), premium)).quantize(Decimal("1e-8"))
-            self._funding.append(
-                m.FundingRate(
-                    funding_rate=rate,
-                    index=index,
-                    mark_price=mark,
-                    market_code=spec.market_code,
-                    timestamp=hour,
-                )
-            )
-
     def _h_funding_rates(self, request: _Request, now: int) -> object:
         (code,) = request.params
         self._perpetual(code)
         limit, start, end = _window(request.query, m.FUNDING_RATES_PAGE, now)
-        self._record_funding(now)
         picked = [
-            f
-            for f in reversed(self._funding)
-            if f.market_code == code and start <= f.timestamp <= end
+            m.FundingRate(
+                funding_rate=f.rate,
+                index=f.index,
+                mark_price=f.mark_price,
+                market_code=f.market_code,
+                timestamp=f.timestamp,
+            )
+            for f in self.exchange.funding.history(now, code, start, end)[:limit]
         ]
-        return m.FundingRatesReply(timestamp=now, data=tuple(picked[:limit]))
+        return m.FundingRatesReply(timestamp=now, data=tuple(picked))
 
     def _h_public_funding(self, request: _Request, now: int) -> object:
         query = dict(request.query)
@@ -606,15 +584,11 @@ class RestApp:
         instrument = query.get("instrumentId")
         if instrument:
             self._perpetual(instrument)
-        self._record_funding(now)
-        picked = [
-            m.PublicFunding(
-                timestamp=f.timestamp, instrument_id=f.market_code, funding_rate=f.funding_rate
-            )
-            for f in reversed(self._funding)
-            if (not instrument or f.market_code == instrument) and start <= f.timestamp <= end
-        ]
-        return tuple(picked[:limit])
+        records = self.exchange.funding.history(now, instrument or None, start, end)
+        return tuple(
+            m.PublicFunding(timestamp=f.timestamp, instrument_id=f.market_code, funding_rate=f.rate)
+            for f in records[:limit]
+        )
 
     # --- private: account -----------------------------------------------------------------
 
@@ -970,17 +944,17 @@ class RestApp:
         picked = [
             m.DeliveryOrder(
                 timestamp=d.last_updated,
-                instrument_id=d.instrument_id,
+                instrument_id=d.market_code,
                 status=d.status,
-                quantity=d.deliver_position,
-                deliver_price=d.deliver_price,
-                transfer_asset=d.transfer_asset,
-                transfer_qty=d.transfer_qty if d.status == "PENDING" else Decimal(0),
-                instrument_id_deliver=d.instrument_id_deliver,
+                quantity=d.quantity,
+                deliver_price=d.price,
+                transfer_asset=d.pays,
+                transfer_qty=d.pay_qty if d.status == PENDING else Decimal(0),
+                instrument_id_deliver=d.receives,
                 deliver_qty=Decimal(0),  # nothing is received before the auction settles
-                deliver_order_id=d.deliver_order_id,
+                deliver_order_id=d.delivery_id,
             )
-            for d in self._deliveries.values()
+            for d in self.exchange.deliveries
             if d.account_id == account and start <= d.last_updated <= end
         ]
         return m.DeliveryOrdersReply(timestamp=now, data=tuple(picked[-limit:]))
@@ -990,59 +964,32 @@ class RestApp:
         code = body.get("instrumentId")
         if not isinstance(code, str):
             raise _Reject(400, "20011", "marketCode is required")
-        spec = self._perpetual(code)
+        self._perpetual(code)
         quantity = _decimal(body.get("qtyDeliver"), "qtyDeliver")
-        if quantity <= 0 or quantity % spec.qty_increment != 0:
-            raise _Reject(400, "20006", "Quantity must be greater than zero")
-        account = request.account_id
-        position = self.exchange.engine.net_position(account, code)
-        pending = sum(
-            (
-                d.deliver_position
-                for d in self._deliveries.values()
-                if d.status == "PENDING" and d.account_id == account and d.instrument_id == code
-            ),
-            Decimal(0),
-        )
-        if abs(position) < quantity + pending:
-            raise _invalid("qtyDeliver exceeds the deliverable position")
-        price = self.exchange.engine.mark_price(code)
-        value = price * quantity
-        long = position > 0
+        d = self.exchange.deliveries.submit(request.account_id, code, quantity, now)
         record = m.DeliverySubmission(
-            deliver_order_id=self._next_delivery_id,
-            account_id=account,
-            instrument_id=code,
-            deliver_price=price,
-            deliver_position=quantity,
+            deliver_order_id=d.delivery_id,
+            account_id=d.account_id,
+            instrument_id=d.market_code,
+            deliver_price=d.price,
+            deliver_position=d.quantity,
             deliver_type="NEXT_CYCLE",
-            instrument_id_deliver=spec.base if long else spec.counter,
-            deliver_qty=quantity if long else value,
-            remaining_qty=quantity if long else value,
-            remaining_position=quantity,
-            transfer_asset=spec.counter if long else spec.base,
-            transfer_qty=value if long else quantity,
-            auction_time=now - now % _HOUR_MS + _HOUR_MS,
-            created=now,
-            last_updated=now,
-            status="PENDING",
+            instrument_id_deliver=d.receives,
+            deliver_qty=d.receive_qty,
+            remaining_qty=d.receive_qty,
+            remaining_position=d.quantity,
+            transfer_asset=d.pays,
+            transfer_qty=d.pay_qty,
+            auction_time=next_auction(now),
+            created=d.created,
+            last_updated=d.last_updated,
+            status=d.status,
         )
-        self._next_delivery_id += 1
-        self._deliveries[record.deliver_order_id] = record
-        return m.DeliverySubmitReply(timestamp=now, account_id=account, data=(record,))
+        return m.DeliverySubmitReply(timestamp=now, account_id=d.account_id, data=(record,))
 
     def _h_cancel_delivery(self, request: _Request, now: int) -> object:
         (text,) = request.params
-        delivery = self._deliveries.get(int(text)) if text.isdigit() else None
-        ok = (
-            delivery is not None
-            and delivery.status == "PENDING"
-            and delivery.account_id == request.account_id
-        )
-        if ok and delivery is not None:
-            self._deliveries[delivery.deliver_order_id] = attrs.evolve(
-                delivery, status="CANCELLED", last_updated=now
-            )
+        ok = text.isdigit() and self.exchange.deliveries.cancel(request.account_id, int(text), now)
         message = m.DELIVERY_CANCEL_OK if ok else m.DELIVERY_CANCEL_FAILED
         return m.DeliveryCancelReply(timestamp=now, account_id=request.account_id, data=(message,))
 
@@ -1050,26 +997,18 @@ class RestApp:
         only = request.params[0] if request.params else None
         if only is not None:
             self._perpetual(only)
-        self._record_funding(now)
+        funding = self.exchange.funding
         data = []
         for spec in self.exchange.markets.values():
             if not spec.is_perpetual or (only is not None and spec.market_code != only):
                 continue
-            net = Decimal(0)
-            for d in self._deliveries.values():
-                if d.status == "PENDING" and d.instrument_id == spec.market_code:
-                    # Negative when longs (who receive the coin) outweigh shorts.
-                    sign = -1 if d.instrument_id_deliver == spec.base else 1
-                    net += sign * d.deliver_position
-            latest = next(
-                (f for f in reversed(self._funding) if f.market_code == spec.market_code), None
-            )
+            latest = funding.latest(now, spec.market_code)
             data.append(
                 m.DeliverAuction(
                     instrument_id=spec.market_code,
-                    auction_time=now - now % _HOUR_MS + _HOUR_MS,
-                    net_deliver=net,
-                    est_funding_rate=latest.funding_rate if latest else Decimal(0),
+                    auction_time=next_auction(now),
+                    net_deliver=self.exchange.deliveries.net_pending(spec.market_code),
+                    est_funding_rate=latest.rate if latest else Decimal(0),
                 )
             )
         return m.DeliverAuctionReply(timestamp=now, data=tuple(data))
