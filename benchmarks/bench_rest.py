@@ -26,7 +26,7 @@ from flexconn.rest import RestClient
 from flexconn.restlimits import RestRateLimits
 from flexconn.sim.exchange import SimExchange
 from flexconn.sim.ratelimit import RestLimits
-from flexconn.sim.rest_app import serve_rest
+from flexconn.sim.rest import serve_rest
 
 
 async def rate(requests: int, call: Callable[[], Awaitable[object]]) -> float:

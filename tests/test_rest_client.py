@@ -35,7 +35,7 @@ from flexconn.rest import RestClient, RetryPolicy
 from flexconn.restlimits import RestRateLimits, Window
 from flexconn.sim.exchange import SimExchange
 from flexconn.sim.ratelimit import Rate, RestLimits
-from flexconn.sim.rest_app import serve_rest
+from flexconn.sim.rest import serve_rest
 
 FAST_RETRY = RetryPolicy(attempts=3, initial_delay=0.001, max_delay=0.002)
 HOUR = 3_600_000

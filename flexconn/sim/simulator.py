@@ -133,7 +133,7 @@ async def serve_sim(
         ws_url: str = await nursery.start(partial(ws_server.serve, host=host, port=port))
         rest_url: str | None = None
         if rest_port is not None:
-            from flexconn.sim.rest_app import serve_rest
+            from flexconn.sim.rest import serve_rest
 
             rest_url = await nursery.start(partial(serve_rest, exchange, host=host, port=rest_port))
         await nursery.start(partial(exchange.channels.run, cadences))

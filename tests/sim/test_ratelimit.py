@@ -27,7 +27,7 @@ from flexconn.sim.ratelimit import (
     RestLimiter,
     RestLimits,
 )
-from flexconn.sim.rest_app import make_rest_app, serve_rest
+from flexconn.sim.rest import make_rest_app, serve_rest
 
 REFUSED = (429, "20007", "You are accessing server too rapidly")
 

@@ -21,7 +21,7 @@ import trio
 from flexconn.models.enums import OrderType, Side
 from flexconn.sim.exchange import ApiKey, SimExchange
 from flexconn.sim.ratelimit import Rate, RestLimits
-from flexconn.sim.rest_app import serve_rest
+from flexconn.sim.rest import serve_rest
 
 
 class RecordingExchange(SimExchange):
