@@ -37,7 +37,8 @@ at the worst price the sweep reaches; STOP orders at their limit price. A reserv
 its per-lot amount on every fill and is released in full when the order closes. A derivative
 order is refused (710005) unless ``total - reserved + unrealized P&L - initial margin of open
 positions`` covers its reservation, and (710004) if the account's net position plus its open
-orders on that side could exceed the market's ``position_limit``.
+orders on that side could exceed the market's ``position_limit``. These margin rules live in
+:mod:`flexconn.sim.risk`.
 
 Liquidation: :meth:`Engine.liquidatable` names the positions whose account equity has fallen to
 their maintenance margin (half the initial margin) at the mark price, and
@@ -92,6 +93,7 @@ from flexconn.sim.orders import (
     OrderOpened,
     PublicTrade,
 )
+from flexconn.sim.risk import Risk
 
 __all__ = [
     "GRANULARITIES",
@@ -146,12 +148,6 @@ def _exact(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 def _wall_clock() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _fmt(amount: Decimal) -> str:
-    """A plain rendering for messages: no exponent, no trailing zeros."""
-    text = format(amount, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @attrs.frozen(kw_only=True)
@@ -230,10 +226,14 @@ class Engine:
         self.markets: Mapping[str, MarketSpec] = MappingProxyType(specs)
         self.maker_fee = maker_fee
         self.taker_fee = taker_fee
-        self._reserve_rate = 1 + max(maker_fee, taker_fee, _ZERO)
         self._clock = clock
         self._history = max_account_history
         self._markets = {code: _Market(spec, max_public_trades) for code, spec in specs.items()}
+        self._risk = Risk(
+            self.markets,
+            lambda code: self._mark(self._markets[code]),
+            reserve_rate=1 + max(maker_fee, taker_fee, _ZERO),
+        )
         self._accounts: dict[str, AccountState] = {}
         self._orders: dict[int, LiveOrder] = {}
         self._events: list[EngineEvent] = []
@@ -324,8 +324,8 @@ class Engine:
         if order_type is OrderType.MARKET:
             reserve_lots, worst = market.opposite(is_buy).available(ticks, lots)
             reserve_ticks = worst or 0
-        instrument, per_lot = self._reservation(spec, is_buy, reserve_ticks)
-        self._check_affordable(account, market, is_buy, lots, per_lot * reserve_lots, None)
+        instrument, per_lot = self._risk.reservation(spec, is_buy, reserve_ticks)
+        self._risk.check_affordable(account, spec, is_buy, lots, per_lot * reserve_lots, None)
 
         order = LiveOrder(
             order_id=self._next_order_id,
@@ -445,8 +445,8 @@ class Engine:
         is_buy = new_side is Side.BUY
         if order.tif is TimeInForce.MAKER_ONLY_REPRICE:
             ticks = self._reprice(market, is_buy, ticks, ignore=order)
-        instrument, per_lot = self._reservation(spec, is_buy, ticks)
-        self._check_affordable(account, market, is_buy, lots, per_lot * lots, order)
+        instrument, per_lot = self._risk.reservation(spec, is_buy, ticks)
+        self._risk.check_affordable(account, spec, is_buy, lots, per_lot * lots, order)
         self._close(market, order, OrderStatus.CANCELED_BY_AMEND)
         replacement = LiveOrder(
             order_id=self._next_order_id,
@@ -478,25 +478,7 @@ class Engine:
         has reached the ``est_liquidation_price`` the position channel reports. Sorted by
         account, then market.
         """
-        due: list[tuple[str, str]] = []
-        for account_id in sorted(self._accounts):
-            account = self._accounts[account_id]
-            equity: dict[str, Decimal] = {}
-            for code in sorted(account.positions):
-                state = account.positions[code]
-                if not state.lots:
-                    continue
-                market = self._markets[code]
-                spec = market.spec
-                currency = spec.margin_currency
-                if currency not in equity:
-                    unrealized, _ = self._derivative_exposure(account, currency)
-                    equity[currency] = account.totals.get(currency, _ZERO) + unrealized
-                size = abs(state.lots) * spec.qty_increment
-                maintenance = size * self._mark(market) * spec.initial_margin / 2
-                if equity[currency] <= maintenance:
-                    due.append((account_id, code))
-        return due
+        return self._risk.liquidatable(self._accounts)
 
     @_exact
     def liquidate(self, account_id: str, market_code: str) -> Order | None:
@@ -537,7 +519,7 @@ class Engine:
             now=now,
         )
         self._next_order_id += 1
-        instrument, _ = self._reservation(spec, is_buy, 0)
+        instrument, _ = self._risk.reservation(spec, is_buy, 0)
         self._admit(account, liquidation, instrument, _ZERO, 0)
         self._execute(market, liquidation)
         self._run_stops(market)
@@ -637,8 +619,7 @@ class Engine:
             market = self._markets[code]
             currency = market.spec.margin_currency
             if currency not in equity:
-                unrealized, _ = self._derivative_exposure(account, currency)
-                equity[currency] = account.totals.get(currency, _ZERO) + unrealized
+                equity[currency] = self._risk.equity(account, currency)
             records[code] = state.record(market.spec, self._mark(market), equity[currency])
         return records
 
@@ -652,36 +633,7 @@ class Engine:
     @_exact
     def account_info(self, account_id: str, margin_currency: str = "USD") -> AccountInfo:
         """Account-level margin figures (see :class:`AccountInfo`)."""
-        account = self._accounts[account_id]
-        total = _ZERO
-        for instrument, amount in account.totals.items():
-            if instrument == margin_currency:
-                total += amount
-            else:
-                spot = self._markets.get(f"{instrument}-{margin_currency}")
-                if spot is not None and not spot.spec.is_derivative:
-                    total += amount * self._mark(spot)
-        unrealized, position_margin = self._derivative_exposure(account, margin_currency)
-        order_margin = sum(
-            (
-                o.reserved
-                for o in account.orders.values()
-                if o.spec.is_derivative and o.reserve_instrument == margin_currency
-            ),
-            _ZERO,
-        )
-        collateral = total + unrealized
-        margin = position_margin + order_margin
-        return AccountInfo(
-            account_id=account_id,
-            margin_currency=margin_currency,
-            total_balance=total,
-            collateral_balance=collateral,
-            available_balance=account.available(margin_currency) + unrealized - position_margin,
-            portfolio_var_margin=margin,
-            risk_ratio=(collateral / margin).quantize(Decimal("0.0001")) if margin else None,
-            timestamp=self._clock(),
-        )
+        return self._risk.account_info(self._accounts[account_id], margin_currency, self._clock())
 
     def account_trades(
         self,
@@ -838,83 +790,6 @@ class Engine:
         if not is_buy and ticks <= best:
             return best + 1
         return ticks
-
-    def _reservation(self, spec: MarketSpec, is_buy: bool, ticks: int) -> tuple[str, Decimal]:
-        """The instrument an order reserves and how much per lot at ``ticks``."""
-        unit_value = ticks * spec.tick_size * spec.qty_increment
-        if spec.is_derivative:
-            return spec.margin_currency, unit_value * spec.initial_margin
-        if is_buy:
-            return spec.counter, unit_value * self._reserve_rate
-        return spec.base, spec.qty_increment
-
-    def _check_affordable(
-        self,
-        account: AccountState,
-        market: _Market,
-        is_buy: bool,
-        lots: int,
-        amount: Decimal,
-        replacing: LiveOrder | None,
-    ) -> None:
-        """Refuse an order whose reservation ``amount`` the account cannot carry; an order
-        being ``replacing``-ed by a modify counts as already released."""
-        spec = market.spec
-        if spec.is_derivative:
-            instrument = spec.margin_currency
-        else:
-            instrument = spec.counter if is_buy else spec.base
-        freed = _ZERO
-        if replacing is not None and replacing.reserve_instrument == instrument:
-            freed = replacing.reserved
-        if not spec.is_derivative:
-            balance = account.available(instrument) + freed
-            if balance < amount:
-                raise EngineReject(
-                    "710006",
-                    f"FAILED balance check as balance ({_fmt(balance)}) < value ({_fmt(amount)})",
-                )
-            return
-        if spec.position_limit is not None:
-            open_lots = account.open_lots.get((spec.market_code, is_buy), 0)
-            if replacing is not None and replacing.is_buy == is_buy:
-                open_lots -= replacing.remaining_lots
-            state = account.positions.get(spec.market_code)
-            held = 0 if state is None else state.lots
-            worst = held + open_lots + lots if is_buy else held - open_lots - lots
-            position = abs(worst) * spec.qty_increment
-            if position > spec.position_limit:
-                raise EngineReject(
-                    "710004",
-                    f"FAILED net position check as position ({_fmt(position)}) > threshold "
-                    f"({_fmt(spec.position_limit)})",
-                )
-        unrealized, position_margin = self._derivative_exposure(account, instrument)
-        collateral = account.available(instrument) + freed + unrealized - position_margin
-        if collateral < amount:
-            raise EngineReject(
-                "710005",
-                f"FAILED margin check as collateral ({_fmt(collateral)}) < var ({_fmt(amount)})",
-            )
-
-    def _derivative_exposure(
-        self, account: AccountState, margin_currency: str
-    ) -> tuple[Decimal, Decimal]:
-        """Unrealized P&L and initial margin of the account's positions margined in
-        ``margin_currency``."""
-        unrealized = _ZERO
-        margin = _ZERO
-        for code, state in account.positions.items():
-            if not state.lots:
-                continue
-            market = self._markets[code]
-            spec = market.spec
-            if spec.margin_currency != margin_currency:
-                continue
-            mark = self._mark(market)
-            unrealized += state.unrealized(spec, mark)
-            margin += abs(state.lots) * spec.qty_increment * mark * spec.initial_margin
-        return unrealized, margin
 
     def _mark(self, market: _Market) -> Decimal:
         bid = market.bids.best()
