@@ -80,7 +80,7 @@ from flexconn.sim.accounts import (
     PositionState,
 )
 from flexconn.sim.book import BookSide
-from flexconn.sim.marketdata import GRANULARITIES, Candle, Tape, Ticker
+from flexconn.sim.marketdata import GRANULARITIES, Candle, Tape, Ticker, newest_within
 from flexconn.sim.markets import DEFAULT_MARKETS, MarketSpec
 from flexconn.sim.orders import (
     EngineEvent,
@@ -646,22 +646,12 @@ class Engine:
     ) -> list[AccountTrade]:
         """The account's recent fills within ``[start_ms, end_ms]``, the newest ``limit``,
         oldest first."""
-        picked: list[AccountTrade] = []
         trades = self._accounts[account_id].trades
-        if limit is not None and limit <= 0:
-            return picked
-        for trade in reversed(trades):
-            if market_code is not None and trade.market_code != market_code:
-                continue
-            if end_ms is not None and trade.timestamp > end_ms:
-                continue
-            if start_ms is not None and trade.timestamp < start_ms:
-                break
-            picked.append(trade)
-            if limit is not None and len(picked) >= limit:
-                break
-        picked.reverse()
-        return picked
+        if market_code is None:
+            return newest_within(trades, limit, start_ms, end_ms)
+        return newest_within(
+            trades, limit, start_ms, end_ms, keep=lambda t: t.market_code == market_code
+        )
 
     def public_trades(
         self,

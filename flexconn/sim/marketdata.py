@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
+from collections.abc import Callable, Reversible
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 import attrs
 
@@ -20,7 +21,7 @@ from flexconn.models.enums import CandleGranularity
 from flexconn.sim.markets import MarketSpec
 from flexconn.sim.orders import PublicTrade
 
-__all__ = ["GRANULARITIES", "Candle", "Tape", "Ticker"]
+__all__ = ["GRANULARITIES", "Candle", "Tape", "Ticker", "newest_within"]
 
 _MINUTE_MS: Final = 60_000
 _DAY_MS: Final = 86_400_000
@@ -28,6 +29,40 @@ _ZERO = Decimal(0)
 
 #: Candle widths in seconds that :meth:`Tape.candles` accepts.
 GRANULARITIES: Final[frozenset[int]] = frozenset(g.seconds for g in CandleGranularity)
+
+
+class _Stamped(Protocol):
+    @property
+    def timestamp(self) -> int: ...
+
+
+_T = TypeVar("_T", bound=_Stamped)
+
+
+def newest_within(
+    records: Reversible[_T],
+    limit: int | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    keep: Callable[[_T], bool] | None = None,
+) -> list[_T]:
+    """Of ``records`` (in time order), the newest ``limit`` stamped within ``[start_ms, end_ms]``
+    and passing ``keep``, oldest first."""
+    picked: list[_T] = []
+    if limit is not None and limit <= 0:
+        return picked
+    for record in reversed(records):
+        if keep is not None and not keep(record):
+            continue
+        if end_ms is not None and record.timestamp > end_ms:
+            continue
+        if start_ms is not None and record.timestamp < start_ms:
+            break
+        picked.append(record)
+        if limit is not None and len(picked) >= limit:
+            break
+    picked.reverse()
+    return picked
 
 
 @attrs.frozen(kw_only=True)
@@ -119,19 +154,7 @@ class Tape:
     ) -> list[PublicTrade]:
         """Recent trades within ``[start_ms, end_ms]``, the newest ``limit`` of them, oldest
         first."""
-        picked: list[PublicTrade] = []
-        if limit is not None and limit <= 0:
-            return picked
-        for trade in reversed(self.trades):
-            if end_ms is not None and trade.timestamp > end_ms:
-                continue
-            if start_ms is not None and trade.timestamp < start_ms:
-                break
-            picked.append(trade)
-            if limit is not None and len(picked) >= limit:
-                break
-        picked.reverse()
-        return picked
+        return newest_within(self.trades, limit, start_ms, end_ms)
 
     def candles(
         self,
