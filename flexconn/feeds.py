@@ -18,15 +18,25 @@ always knows when data may be missing.
 
 A producer may also offer a :class:`Deferred` item: a message not decoded yet, which the feed
 resolves when the consumer takes it. Items a ``LATEST`` feed conflates away are thus never decoded.
+
+Hot path. Every ``receive()``, ``receive_many()`` and ``async for`` step is a cancellation point
+(``checkpoint_if_cancelled`` before anything is taken, so a cancelled call takes nothing), but
+a *schedule* point only when it has to wait (the feed is empty: it parks) or when the feed has
+handed out :data:`YIELD_EVERY` items since it last yielded (then ``cancel_shielded_checkpoint``
+after taking, as trio's memory channels do on every call). A consumer draining a busy feed thus
+pays one trip through trio's scheduler per :data:`YIELD_EVERY` items instead of one per item,
+yet never runs more than that many items' worth of its own code before other tasks get a turn.
+The bound is counted in items, not calls, so a :meth:`Feed.receive_many` batch counts by its
+size. The producer wakes the consumer's parking lot only when a task is parked there, and a
+consumer wakes blocked producers only when one waits.
 """
 
 from __future__ import annotations
 
-import abc
 import itertools
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 import trio
@@ -34,24 +44,41 @@ import trio
 from flexconn.config import Backpressure
 from flexconn.errors import FeedOverflow
 
-__all__ = ["Deferred", "Feed", "FeedStatistics", "StreamRestarted"]
+__all__ = ["YIELD_EVERY", "Deferred", "Feed", "FeedStatistics", "StreamRestarted"]
 
 T = TypeVar("T")
 
+#: The most items a consumer takes from one feed between two schedule points when it never has
+#: to wait (see the module notes). 64 keeps the scheduler's share of a busy feed's cost small
+#: (one trip per 64 items) while other tasks wait at most 64 items' processing for their turn.
+YIELD_EVERY: Final = 64
 
-class Deferred(abc.ABC):
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+
+class Deferred:
     """A feed item that becomes its message only when a consumer takes it.
 
     :meth:`resolve` returns the message, or ``None`` when there is none after all (the frame was
     malformed: the producer reports that itself); the feed then moves on to its next item. Every
     feed holding the same item gets the same result, computed once.
+
+    Subclasses must define :meth:`resolve` (checked when the subclass is created). A plain base
+    class rather than an ``abc.ABC``: the feed tests every item it hands out against it, and an
+    ABC's ``isinstance`` costs several times a plain class's.
     """
 
     __slots__ = ()
 
-    @abc.abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.resolve is Deferred.resolve:
+            raise TypeError(f"{cls.__name__} must define resolve()")
+
     def resolve(self) -> Any:
         """The message, or ``None`` if the item turned out to hold none."""
+        raise NotImplementedError
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +108,9 @@ class FeedStatistics:
     conflated: int
     last_item_at: float | None
     """trio clock time at which the last item was offered, or ``None`` if none yet."""
+
+
+_EMPTY: Final[Any] = object()
 
 
 class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
@@ -117,18 +147,30 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
         self._delivered = 0
         self._conflated = 0
         self._last_item_at: float | None = None
+        self._clock: trio.abc.Clock | None = None  # the run's clock, looked up on first put
+        self._unyielded = 0  # items handed out since this feed's consumer last yielded
 
     # -- consumer side --------------------------------------------------------------------------
 
     def receive_nowait(self) -> T | StreamRestarted:
         """Take the next item without waiting; raises ``trio.WouldBlock`` when none is ready."""
+        item: T | StreamRestarted = self._take()
+        if item is _EMPTY:
+            raise trio.WouldBlock
+        return item
+
+    def _take(self) -> Any:
+        """The next item, or ``_EMPTY`` when none is buffered; raises what an empty feed raises
+        once it has ended, failed or been closed."""
         if self._closed:
             raise trio.ClosedResourceError("feed was closed")
-        while self._items:
-            item = self._items.popleft()
+        items = self._items
+        while items:
+            item = items.popleft()
             if self.keyed:
                 self._forget_key(self._keys.popleft())
-            self._writers.unpark_all()
+            if self._writers:
+                self._writers.unpark_all()
             if isinstance(item, Deferred):
                 item = item.resolve()
                 if item is None:
@@ -139,18 +181,101 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
             raise self._failure
         if self._ended:
             raise trio.EndOfChannel
-        raise trio.WouldBlock
+        return _EMPTY
 
     async def receive(self) -> T | StreamRestarted:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                item = self.receive_nowait()
-            except trio.WouldBlock:
+        """The next item, waiting only while the feed is empty (see the module notes).
+
+        Raises:
+            trio.EndOfChannel: the feed ended and everything buffered was taken.
+            trio.ClosedResourceError: this end was closed.
+            FeedOverflow: an ``ERROR`` feed fell behind (after what was buffered).
+        """
+        await _checkpoint_if_cancelled()
+        item = self._take()
+        while item is _EMPTY:
+            await self._readers.park()
+            self._unyielded = 0
+            item = self._take()
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await _cancel_shielded_checkpoint()
+        return item  # type: ignore[no-any-return]
+
+    async def __anext__(self) -> T | StreamRestarted:
+        # ``receive`` inlined: ``async for`` is the common way to read a feed.
+        await _checkpoint_if_cancelled()
+        try:
+            item = self._take()
+            while item is _EMPTY:
                 await self._readers.park()
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return item
+                self._unyielded = 0
+                item = self._take()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await _cancel_shielded_checkpoint()
+        return item  # type: ignore[no-any-return]
+
+    async def receive_many(self, max: int | None = None) -> list[T | StreamRestarted]:
+        """Everything buffered (at most ``max`` items), in order; at least one item.
+
+        Waits only while the feed is empty. Like :meth:`receive`, a cancellation point on every
+        call; raises what :meth:`receive` raises once nothing is left (items buffered before the
+        end or failure are returned first).
+        """
+        if max is not None and max < 1:
+            raise ValueError("max must be at least 1")
+        await _checkpoint_if_cancelled()
+        batch = self._take_many(max)
+        while not batch:
+            await self._readers.park()
+            self._unyielded = 0
+            batch = self._take_many(max)
+        self._unyielded += len(batch)
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await _cancel_shielded_checkpoint()
+        return batch
+
+    def _take_many(self, limit: int | None) -> list[T | StreamRestarted]:
+        """Up to ``limit`` buffered items (all without a limit), possibly none; raises what an
+        empty feed raises once it has ended, failed or been closed."""
+        if self._closed:
+            raise trio.ClosedResourceError("feed was closed")
+        items = self._items
+        batch: list[T | StreamRestarted] = []
+        while items and not batch:  # again only if every item taken resolved to nothing
+            count = len(items) if limit is None else min(limit, len(items))
+            if count == len(items):
+                taken = list(items)
+                items.clear()
+                if self.keyed:
+                    self._keys.clear()
+                    self._per_key.clear()
+            else:
+                taken = [items.popleft() for _ in range(count)]
+                if self.keyed:
+                    for _ in range(count):
+                        self._forget_key(self._keys.popleft())
+            for item in taken:
+                if isinstance(item, Deferred):
+                    item = item.resolve()
+                    if item is None:
+                        continue
+                batch.append(item)
+            if self._writers:
+                self._writers.unpark_all()
+        if batch:
+            self._delivered += len(batch)
+        elif self._failure is not None:
+            raise self._failure
+        elif self._ended:
+            raise trio.EndOfChannel
+        return batch
 
     async def aclose(self) -> None:
         self.close()
@@ -203,7 +328,10 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
         """
         if self._closed or self._ended or self._failure is not None:
             return True
-        self._last_item_at = trio.current_time()
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = trio.lowlevel.current_clock()
+        self._last_item_at = clock.current_time()
         if self.keyed:
             return self._put_keyed(item, key)
         if len(self._items) >= self.capacity:
@@ -217,7 +345,8 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
                 return True
             self._conflate()
         self._items.append(item)
-        self._readers.unpark_all()
+        if self._readers:
+            self._readers.unpark_all()
         return True
 
     def _put_keyed(self, item: T | StreamRestarted, key: str | None) -> bool:
@@ -238,7 +367,8 @@ class Feed(trio.abc.ReceiveChannel[T | StreamRestarted], Generic[T]):
         self._keys.append(key)
         if key is not None:
             self._per_key[key] = self._per_key.get(key, 0) + 1
-        self._readers.unpark_all()
+        if self._readers:
+            self._readers.unpark_all()
         return True
 
     def _forget_key(self, key: str | None) -> None:
