@@ -975,8 +975,26 @@ class OutboxCore:
     # -- settling ------------------------------------------------------------------------------
 
     def resolve(self, ticket: Ticket, outcome: Outcome) -> bool:
-        """Settle a ticket (from a lookup); ``False`` if it was settled already."""
-        return self._finish(ticket, outcome)
+        """Settle a ticket (from a lookup); ``False`` if it was settled already.
+
+        A lookup that proved a request closed its order claims that close, so no later request
+        on the order can be credited with it.
+        """
+        if not self._finish(ticket, outcome):
+            return False
+        order_id = ticket.order_id
+        if order_id is not None:
+            closed: OrderStatus | None = None
+            if isinstance(outcome, CancelAck) and outcome.confirmed:
+                closed = OrderStatus.CANCELED_BY_USER
+            elif isinstance(outcome, ModifyAck) and outcome.replaced_by is not None:
+                closed = OrderStatus.CANCELED_BY_AMEND
+            if closed is not None:
+                known = self._closed.get(order_id)
+                stamp = known.timestamp if known is not None else ticket.sent_ms
+                self._remember_close(order_id, closed, stamp)
+                self._claim(order_id)
+        return True
 
     def _finish(self, ticket: Ticket, outcome: Outcome) -> bool:
         if ticket.state is TicketState.DONE:

@@ -36,7 +36,7 @@ import logging
 import random
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from enum import StrEnum
@@ -332,7 +332,11 @@ class Connection:
         rest: OrderLookup | None = None,
         outbox: OutboxConfig = DEFAULT_OUTBOX,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        wall_ms: Callable[[], int] | None = None,
     ) -> None:
+        #: Epoch milliseconds: login and order timestamps, order windows (tests pass a clock
+        #: shared with the simulator).
+        self._wall_ms: Callable[[], int] = wall_ms or _now_ms
         if max_frame_bytes < 1:
             raise ValueError("max_frame_bytes must be positive")
         self.url = url
@@ -374,6 +378,7 @@ class Connection:
             command_delay=lambda now: self._bucket.delay(now),
             next_tag=lambda: next(self._tags),
             rest=rest,
+            wall_ms=self._wall_ms,
         )
         if credentials is not None:
             orders = _Subscription(order_channel())
@@ -426,25 +431,33 @@ class Connection:
 
         Concurrent requests of one kind leave together in batches (see :mod:`flexconn.outbox`).
         The order gets a unique positive ``client_order_id`` when it has none; a caller-given
-        one must not repeat one used on this connection.
+        one must not repeat one used on this connection. It is written with ``timestamp`` (when
+        written) and ``recvWindow`` (``OutboxConfig.recv_window_ms``) unless it sets its own.
+        Every outcome is a fact about the exchange (the table in ``docs/orders.md``).
 
         Args:
             order: a :class:`LimitOrder`, :class:`MarketOrder` or :class:`StopLimitOrder`.
             send_timeout: seconds the order may wait unsent (for a reconnection, or behind the
                 rate limits) before it is abandoned; ``None`` takes the outbox config's default,
                 ``math.inf`` waits as long as the connection lives. Once written, the call waits
-                for the exchange's answer or, if that is lost, for reconciliation.
+                for the exchange's answer or, if that is lost, for reconciliation (at most
+                ``reconcile_timeout`` after it became unknown).
 
         Returns:
-            The acknowledgement (``order_id``, the order with its client order id).
+            The acknowledgement: ``order_id`` (always known; a reply without one waits for the
+            order's first notice), the order with its client order id.
 
         Raises:
             ExchangeError: the exchange refused the order; the subclass, ``code`` and
-                ``message`` are the exchange's (``PriceBoundError`` for 710002...).
-            OrderNotApplied: the order was not placed: never sent in time, or its reply was
-                lost with the connection and reconciliation found no such order.
-            OrderOutcomeUnknown: the outcome could not be established (no REST client, or REST
-                failed); ``conn.orders`` will still show the order if it exists.
+                ``message`` are the exchange's (``PriceBoundError`` for 710002, an
+                ``AuthenticationError`` with code ``20024`` for one that reached the exchange
+                after its ``recvWindow``...).
+            OrderNotApplied: the order was not placed and never will be: never written
+                (``sent`` false), or its reply was lost and a REST lookup made after its
+                ``recvWindow`` had provably closed found no trace (``sent`` true).
+            OrderOutcomeUnknown: the outcome could not be established (no REST client, REST
+                failed, or nothing decided within ``reconcile_timeout``); ``conn.orders`` will
+                still show the order if it exists.
             ValidationError: the order breaks a documented rule (nothing was sent).
             LocalProtocolError: the connection has no credentials.
             ConnectionClosed: the connection has ended.
@@ -452,12 +465,34 @@ class Connection:
         return await self._trading().place(order, send_timeout=send_timeout)
 
     async def cancel(
-        self, market_code: str, order_id: int, *, send_timeout: float | None = None
+        self,
+        market_code: str,
+        order_id: int,
+        *,
+        send_timeout: float | None = None,
+        confirm: bool = True,
     ) -> CancelAck:
-        """Cancel the open order ``order_id``; raises like :meth:`place` (``OrderNotFoundError``
-        for an unknown order)."""
+        """Cancel the open order ``order_id``; returns once the order is known cancelled.
+
+        The reply (``submitted: true``) only says the exchange took the command; the call
+        returns when the order channel shows the order closed by it (``OrderClosed``
+        ``CANCELED_BY_USER``), or, that lost, REST history does.
+
+        Args:
+            confirm: ``False`` returns at the reply, with ``CancelAck(confirmed=False)``: the
+                cancel was accepted and may still fail (the order filled first).
+
+        Raises:
+            OrderAlreadyClosed: the order had already closed (``close_reason``: ``FILLED``,
+                ``CANCELED_BY_USER`` for a second cancel, ``CANCELED_BY_AMEND``...); a subclass
+                of ``OrderNotFoundError``, which an unknown order id raises.
+            OrderOutcomeUnknown: as for :meth:`place`; also when the connection was lost with
+                the cancel and the order is still open (a cancel carries no ``recvWindow``, so
+                the exchange may yet apply it: it is never reported not applied then).
+            ExchangeError, OrderNotApplied, ...: as for :meth:`place`.
+        """
         request = CancelOrder(market_code, order_id)
-        return await self._trading().cancel(request, send_timeout=send_timeout)
+        return await self._trading().cancel(request, send_timeout=send_timeout, confirm=confirm)
 
     async def modify(
         self,
@@ -468,14 +503,18 @@ class Connection:
         price: Decimal | None = None,
         quantity: Decimal | None = None,
         send_timeout: float | None = None,
+        confirm: bool = True,
     ) -> ModifyAck:
-        """Modify the open LIMIT order ``order_id``; raises like :meth:`place`.
+        """Modify the open LIMIT order ``order_id``; returns once the change is confirmed.
 
-        Reducing only the quantity keeps the order id; any other change replaces the order with
-        a new id, which :meth:`flexconn.orders.OpenOrders.successor` on :attr:`orders` follows.
+        Reducing only the quantity keeps the order id (``OrderModified``: ``replaced_by`` is
+        ``None``); any other change closes the order (``CANCELED_BY_AMEND``) and opens a
+        replacement with a new id, which the ack's ``replaced_by`` names. Raises like
+        :meth:`cancel` (``OrderAlreadyClosed`` when the order was no longer open) and
+        :meth:`place`; ``confirm=False`` returns at the reply (``ModifyAck(confirmed=False)``).
         """
         request = ModifyOrder(market_code, order_id, side=side, price=price, quantity=quantity)
-        return await self._trading().modify(request, send_timeout=send_timeout)
+        return await self._trading().modify(request, send_timeout=send_timeout, confirm=confirm)
 
     async def place_many(
         self, orders: Iterable[OrderSpec], *, send_timeout: float | None = None
@@ -489,16 +528,26 @@ class Connection:
         return await self._trading().place_many(orders, send_timeout=send_timeout)
 
     async def cancel_many(
-        self, orders: Iterable[CancelOrder], *, send_timeout: float | None = None
+        self,
+        orders: Iterable[CancelOrder],
+        *,
+        send_timeout: float | None = None,
+        confirm: bool = True,
     ) -> list[CancelAck | FlexconnError]:
-        """Cancel several orders; one outcome per order, as :meth:`place_many`."""
-        return await self._trading().cancel_many(orders, send_timeout=send_timeout)
+        """Cancel several orders; one outcome per order, as :meth:`place_many` and
+        :meth:`cancel`."""
+        return await self._trading().cancel_many(orders, send_timeout=send_timeout, confirm=confirm)
 
     async def modify_many(
-        self, orders: Iterable[ModifyOrder], *, send_timeout: float | None = None
+        self,
+        orders: Iterable[ModifyOrder],
+        *,
+        send_timeout: float | None = None,
+        confirm: bool = True,
     ) -> list[ModifyAck | FlexconnError]:
-        """Modify several orders; one outcome per order, as :meth:`place_many`."""
-        return await self._trading().modify_many(orders, send_timeout=send_timeout)
+        """Modify several orders; one outcome per order, as :meth:`place_many` and
+        :meth:`modify`."""
+        return await self._trading().modify_many(orders, send_timeout=send_timeout, confirm=confirm)
 
     def outbox_stats(self) -> OutboxStatistics:
         """Counters of the order outbox (commands and orders sent, 20007 refusals...)."""
@@ -935,7 +984,7 @@ class Connection:
 
     async def _login(self, credentials: Credentials) -> None:
         tag = next(self._tags)
-        request = routing.login_request(credentials, timestamp_ms=_now_ms(), tag=tag)
+        request = routing.login_request(credentials, timestamp_ms=self._wall_ms(), tag=tag)
         waiter = self._expect("login")
         await self.send_raw(encode(request))
         try:
@@ -1423,6 +1472,7 @@ async def open_connection(
     rest: OrderLookup | None = None,
     outbox: OutboxConfig = DEFAULT_OUTBOX,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    wall_ms: Callable[[], int] | None = None,
 ) -> AsyncIterator[Connection]:
     """Connect (and log in when ``credentials`` are given), yielding a self-healing connection.
 
@@ -1450,6 +1500,8 @@ async def open_connection(
             (code 1009), a ``DISCONNECTED`` event with ``DisconnectReason.FRAME_TOO_LARGE`` is
             reported and counted, and the connection reconnects. Passed to the transport
             factory as ``max_frame_bytes=`` when it differs from the default.
+        wall_ms: the epoch-millisecond clock for login and order timestamps and for deciding
+            when an order's ``recvWindow`` has provably closed (default: the system clock).
 
     Raises:
         AuthenticationError: the exchange refused the API key or signature.
@@ -1473,6 +1525,7 @@ async def open_connection(
                 rest=rest,
                 outbox=outbox,
                 max_frame_bytes=max_frame_bytes,
+                wall_ms=wall_ms,
             )
             try:
                 yield conn
@@ -1495,6 +1548,7 @@ async def connect(
     rest: OrderLookup | None = None,
     outbox: OutboxConfig = DEFAULT_OUTBOX,
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    wall_ms: Callable[[], int] | None = None,
 ) -> Connection:
     """Like :func:`open_connection`, for callers who bring their own nursery.
 
@@ -1513,7 +1567,10 @@ async def connect(
         rest=rest,
         outbox=outbox,
         max_frame_bytes=max_frame_bytes,
+        wall_ms=wall_ms,
     )
+    # Order lookups that must wait for a window to close outlive a session, not the caller.
+    conn._outbox.attach(nursery)
     with _unwrapped():
         await nursery.start(_run, conn)
     return conn

@@ -6,10 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 
-from flexconn._outbox_core import Batch, OutboxCore
+from flexconn._outbox_core import Batch, ClosedOrder, OutboxCore
 from flexconn._outbox_types import (
     AckSource,
     CancelAck,
@@ -19,9 +20,10 @@ from flexconn._outbox_types import (
     Ticket,
     TicketState,
 )
-from flexconn._reconcile import cancel_outcome, modify_outcome, place_outcome
+from flexconn._reconcile import KeepLooking, cancel_outcome, modify_outcome, place_outcome
 from flexconn.errors import (
     InvalidOrderError,
+    OrderAlreadyClosed,
     OrderNotApplied,
     OrderNotFoundError,
     OrderOutcomeUnknown,
@@ -29,7 +31,7 @@ from flexconn.errors import (
     RateLimitError,
     ValidationError,
 )
-from flexconn.models.enums import MatchType, OrderType, Side, TimeInForce
+from flexconn.models.enums import MatchType, OrderStatus, OrderType, Side, TimeInForce
 from flexconn.models.notices import OrderFailureNotice, OrderUpdate
 from flexconn.models.orders import (
     CancelOrder,
@@ -49,6 +51,8 @@ from flexconn.protocol import MAX_MESSAGE_LENGTH, decode, encode, message_length
 D = Decimal
 MARKET = "BTC-USD-SWAP-LIN"
 PLACE, CANCEL, MODIFY = OrderAction.PLACE, OrderAction.CANCEL, OrderAction.MODIFY
+#: The wall clock (epoch ms) commands are written at; notices come a second later.
+WALL = 1_594_943_490_000
 
 
 def limit(i: int = 0, **kwargs: Any) -> LimitOrder:
@@ -60,9 +64,18 @@ def core(**config: Any) -> OutboxCore:
 
 
 def batch(c: OutboxCore, now: float = 0.0, tag: int = 1, tokens: float | None = None) -> Batch:
-    out = c.next_batch(now, tag=tag, wall_ms=1_000_000, order_tokens=tokens)
+    out = c.next_batch(now, tag=tag, wall_ms=WALL, order_tokens=tokens)
     assert out is not None
     return out
+
+
+def stamped(order: Any) -> Any:
+    """The order as the outbox writes it: with its timestamp and the default recvWindow."""
+    return attrs.evolve(order, timestamp=WALL, recv_window=3000)
+
+
+def same_json(text: str, other: str) -> bool:
+    return bool(orjson.loads(text) == orjson.loads(other))
 
 
 def items(b: Batch) -> list[dict[str, Any]]:
@@ -123,9 +136,28 @@ def notice(**entry: Any) -> OrderUpdate:
 
 
 def settle_reply(c: OutboxCore, r: OrderReply, now: float = 0.0) -> Ticket | None:
-    consumed, ticket = c.on_reply(r, now)
-    assert consumed
-    return ticket
+    consumed, woken = c.on_reply(r, now)
+    assert consumed and len(woken) <= 1
+    return woken[0] if woken else None
+
+
+def failure(event: str, order_id: int, **data: Any) -> OrderFailureNotice:
+    """The CANCEL/AMEND failure notice (code 100004) for ``order_id``."""
+    status = f"REJECT_{'CANCEL' if event == 'CANCEL' else 'AMEND'}_ORDER_ID_NOT_FOUND"
+    message = decode(
+        orjson.dumps(
+            {
+                "event": event,
+                "submitted": False,
+                "code": "100004",
+                "message": f"Order request was rejected : {status}",
+                "timestamp": "1594943491100",
+                "data": {"orderId": order_id, "marketCode": MARKET, "status": status, **data},
+            }
+        )
+    )
+    assert isinstance(message, OrderFailureNotice)
+    return message
 
 
 # -- packing -------------------------------------------------------------------------------------
@@ -138,7 +170,10 @@ def test_a_lone_request_is_one_single_command_exactly_as_encode_writes_it() -> N
     assert b.tickets == (ticket,)
     request = ticket.request
     assert isinstance(request, LimitOrder) and request.client_order_id == 100
-    assert b.text == encode(PlaceOrderRequest(order=request, tag=9))
+    assert same_json(b.text, encode(PlaceOrderRequest(order=stamped(request), tag=9)))
+    assert b.text.startswith(encode(PlaceOrderRequest(order=request, tag=9))[:-2])
+    assert b.text.endswith(f',"timestamp":{WALL},"recvWindow":3000}}}}')
+    assert (ticket.stamp_ms, ticket.window_ms) == (WALL, 3000)
     assert ticket.state is TicketState.SENT and ticket.tag == "9" and ticket.attempts == 1
     assert c.next_batch(0.0, tag=10, wall_ms=0) is None
 
@@ -152,8 +187,9 @@ def test_concurrent_requests_leave_in_batches_of_twenty_exactly_as_encode_writes
         sizes.append(len(b.tickets))
         orders = [t.request for t in b.tickets]
         assert all(isinstance(o, LimitOrder | MarketOrder | StopLimitOrder) for o in orders)
-        expected = PlaceOrdersRequest(orders=orders, tag=tag)  # type: ignore[arg-type]
-        assert b.text == encode(expected)
+        expected = PlaceOrdersRequest(orders=[stamped(o) for o in orders], tag=tag)
+        assert same_json(b.text, encode(expected))
+        assert message_length(b.text) <= sum(t.size for t in b.tickets) + len(b.tickets) + 50
     assert sizes == [20, 20, 5]
     assert [t.seq for t in tickets] == sorted(t.seq for t in tickets)
     assert all(t.state is TicketState.SENT for t in tickets)
@@ -167,15 +203,16 @@ def test_batches_split_at_the_message_length_limit() -> None:
         for i in range(20)
     ]
     c.submit_many(PLACE, long_orders)
-    first = batch(c, tag=1)
-    second = batch(c, tag=2)
-    assert len(first.tickets) + len(second.tickets) == 20
-    assert 1 < len(first.tickets) < 20
-    for b in (first, second):
+    batches = []
+    while c.queued:
+        batches.append(batch(c, tag=len(batches) + 1))
+    assert sum(len(b.tickets) for b in batches) == 20
+    assert 1 < len(batches[0].tickets) < 20
+    for b in batches:
         assert message_length(b.text) <= MAX_MESSAGE_LENGTH
     # one more order would not have fitted
-    fragment = second.tickets[0].fragment
-    assert message_length(first.text) + len(fragment) + 1 > MAX_MESSAGE_LENGTH
+    first, second = batches[:2]
+    assert message_length(first.text) + second.tickets[0].size + 1 > MAX_MESSAGE_LENGTH
 
 
 def test_a_smaller_configured_length_limit_splits_earlier_and_rejects_a_too_long_order() -> None:
@@ -296,7 +333,7 @@ def test_replies_interleaved_across_batches_and_kinds_and_without_tags() -> None
     third = batch(c, tag=3)
     script = [
         (reply(second, 1, tag=False), more[1]),
-        (reply(third, 1), cancels[1]),
+        (reply(third, 1), None),  # accepted: the order channel will confirm it
         (reply(first, 2, ok=False, code="710003", tag=False), places[2]),
         (reply(first, 0), places[0]),
         (reply(third, 0, ok=False, code="100005", tag=False), cancels[0]),
@@ -308,6 +345,8 @@ def test_replies_interleaved_across_batches_and_kinds_and_without_tags() -> None
     assert isinstance(places[2].outcome, PriceBoundError)
     assert places[2].outcome.code == "710003"
     assert isinstance(cancels[0].outcome, OrderNotFoundError)
+    assert cancels[1].state is TicketState.ACCEPTED
+    c.on_order_message(notice(orderId=502, status="CANCELED_BY_USER", notice="OrderClosed"))
     assert isinstance(cancels[1].outcome, CancelAck)
 
 
@@ -344,18 +383,18 @@ def test_replies_the_outbox_did_not_cause_are_left_for_others_and_late_ones_swal
         orjson.dumps({"event": "placeorder", "submitted": True, "tag": "zzz", "data": {}})
     )
     assert isinstance(foreign_tagged, OrderReply)
-    assert c.on_reply(foreign_tagged, 0.0) == (False, None)
+    assert c.on_reply(foreign_tagged, 0.0) == (False, [])
     assert settle_reply(c, foreign) is not None
     # the same reply again (a duplicate, or late after a lookup settled it) is swallowed
-    assert c.on_reply(foreign, 0.0) == (True, None)
+    assert c.on_reply(foreign, 0.0) == (True, [])
 
 
 def test_a_stale_untagged_reply_after_a_drop_matches_nothing() -> None:
     c = core()
     (ticket,) = c.submit_many(PLACE, [limit()])
     b = batch(c)
-    assert c.connection_lost() == []
-    assert c.on_reply(reply(b, 0, tag=False), 0.0) == (False, None)
+    assert c.connection_lost(0.0) == []
+    assert c.on_reply(reply(b, 0, tag=False), 0.0) == (False, [])
     assert ticket.state is TicketState.UNKNOWN and c.unknown() == [ticket]
 
 
@@ -433,32 +472,19 @@ def test_order_channel_evidence_settles_requests_whose_reply_was_lost() -> None:
     batch(c, tag=5)
     assert c.on_order_message(notice(orderId=8001, clientOrderId=place.client_order_id)) == []
     c.on_order_message(notice(orderId=41, status="CANCELED_BY_USER", notice="OrderClosed"))
-    c.on_order_message(notice(orderId=42, status="CANCELED_BY_AMEND", notice="OrderClosed"))
-    failure = decode(
-        orjson.dumps(
-            {
-                "event": "AMEND",
-                "submitted": False,
-                "code": "100004",
-                "message": "Order request was rejected : REJECT_AMEND_ORDER_ID_NOT_FOUND",
-                "timestamp": "0",
-                "data": {
-                    "orderId": 43,
-                    "marketCode": MARKET,
-                    "status": "REJECT_AMEND_ORDER_ID_NOT_FOUND",
-                },
-            }
-        )
+    c.on_order_message(
+        notice(orderId=42, clientOrderId=9, status="CANCELED_BY_AMEND", notice="OrderClosed")
     )
-    assert isinstance(failure, OrderFailureNotice)
-    c.on_order_message(failure)
-    resolved = c.connection_lost()
+    c.on_order_message(notice(orderId=4200, clientOrderId=9, price="30100"))
+    c.on_order_message(failure("AMEND", 43, quantity=0.0005))
+    resolved = c.connection_lost(0.0)
     assert resolved == [place, cancel, amend, late_modify]
     assert isinstance(place.outcome, PlaceAck) and place.outcome.order_id == 8001
     assert place.outcome.source is AckSource.ORDER_CHANNEL
-    assert isinstance(cancel.outcome, CancelAck)
-    assert isinstance(amend.outcome, ModifyAck)
-    assert isinstance(late_modify.outcome, OrderNotApplied) and late_modify.outcome.sent
+    assert isinstance(cancel.outcome, CancelAck) and cancel.outcome.confirmed
+    assert isinstance(amend.outcome, ModifyAck) and amend.outcome.replaced_by == 4200
+    assert isinstance(late_modify.outcome, OrderAlreadyClosed)
+    assert late_modify.outcome.order_id == 43 and late_modify.outcome.code == "100004"
     assert c.unknown() == [blind]
     # evidence arriving later (a fill on the new socket) settles an UNKNOWN ticket at once
     fill = notice(
@@ -478,20 +504,177 @@ def test_order_channel_evidence_settles_requests_whose_reply_was_lost() -> None:
     assert isinstance(blind.outcome, PlaceAck) and blind.outcome.order_id == 8002
 
 
-def test_a_cancel_overtaken_by_a_replacing_modify_was_not_applied() -> None:
+def test_a_cancel_reply_is_only_acceptance_the_order_channel_decides() -> None:
     c = core()
-    cancel = c.submit(CANCEL, CancelOrder(MARKET, 61))
-    batch(c)
-    c.on_order_message(notice(orderId=61, status="CANCELED_BY_AMEND", notice="OrderClosed"))
-    assert c.connection_lost() == [cancel]
-    assert isinstance(cancel.outcome, OrderNotApplied)
+    first, second = c.submit_many(CANCEL, [CancelOrder(MARKET, 61), CancelOrder(MARKET, 61)])
+    b = batch(c)
+    assert settle_reply(c, reply(b, 0)) is None and first.state is TicketState.ACCEPTED
+    assert settle_reply(c, reply(b, 1)) is None and second.state is TicketState.ACCEPTED
+    closed = notice(orderId=61, status="CANCELED_BY_USER", notice="OrderClosed", clientOrderId=3)
+    assert c.on_order_message(closed) == [first]  # the oldest cancel closed it
+    assert isinstance(first.outcome, CancelAck) and first.outcome.confirmed
+    assert first.outcome.reply is not None and first.outcome.client_order_id == 3
+    assert c.on_order_message(failure("CANCEL", 61)) == [second]
+    assert isinstance(second.outcome, OrderAlreadyClosed)
+    assert second.outcome.close_reason is OrderStatus.CANCELED_BY_USER
+
+
+def test_a_cancel_of_a_filled_order_learns_the_close_reason() -> None:
+    c = core()
+    fill = notice(
+        notice="OrderMatched",
+        orderId=71,
+        status="FILLED",
+        matchId=1,
+        matchPrice="30000",
+        matchQuantity="0.001",
+        orderMatchType="MAKER",
+        remainQuantity="0",
+        fees="0.01",
+        feeInstrumentId="USD",
+    )
+    cancel = c.submit(CANCEL, CancelOrder(MARKET, 71))
+    b = batch(c)
+    assert c.on_order_message(fill) == []  # a fill does not answer the cancel
+    assert settle_reply(c, reply(b, 0)) is None
+    assert c.on_order_message(failure("CANCEL", 71)) == [cancel]
+    assert isinstance(cancel.outcome, OrderAlreadyClosed)
+    assert cancel.outcome.close_reason is OrderStatus.FILLED
+    assert isinstance(cancel.outcome, OrderNotFoundError)
+
+
+def test_notices_before_the_reply_wait_for_it_and_a_refusal_hands_them_on() -> None:
+    c = core()
+    first, second = c.submit_many(
+        MODIFY,
+        [
+            ModifyOrder(MARKET, 80, quantity=D("0.0005")),
+            ModifyOrder(MARKET, 80, quantity=D("0.0004")),
+        ],
+    )
+    b = batch(c)
+    modified = notice(notice="OrderModified", orderId=80, quantity="0.0005")
+    assert c.on_order_message(modified) == []  # fits both; lent to the oldest, pending its reply
+    assert first.evidence is not None and second.evidence is None
+    # The first was refused after all: the notice was the second's.
+    assert settle_reply(c, reply(b, 0, ok=False, code="20006")) is first
+    assert second.evidence is not None
+    assert settle_reply(c, reply(b, 1)) is second
+    assert isinstance(second.outcome, ModifyAck) and second.outcome.replaced_by is None
+    assert second.outcome.reply is not None
+
+
+def test_a_modify_storm_settles_each_modify_with_its_own_evidence() -> None:
+    c = core()
+    prices = [30100, 30200, 30300]
+    storm = c.submit_many(MODIFY, [ModifyOrder(MARKET, 90, price=D(p)) for p in prices])
+    b = batch(c)
+    for i in range(3):
+        settle_reply(c, reply(b, i))
+    # The exchange applies the first (a replacement), the others find 90 closed.
+    c.on_order_message(
+        notice(orderId=90, clientOrderId=5, status="CANCELED_BY_AMEND", notice="OrderClosed")
+    )
+    assert c.on_order_message(notice(orderId=91, clientOrderId=5, price="30100")) == [storm[0]]
+    assert c.on_order_message(failure("AMEND", 90, price=30200)) == [storm[1]]
+    assert c.on_order_message(failure("AMEND", 90, price=30300)) == [storm[2]]
+    assert isinstance(storm[0].outcome, ModifyAck) and storm[0].outcome.replaced_by == 91
+    for later in storm[1:]:
+        assert isinstance(later.outcome, OrderAlreadyClosed)
+        assert later.outcome.close_reason is OrderStatus.CANCELED_BY_AMEND
+    # A replacement that fits no request (another's) proves nothing for this one.
+    stray = c.submit(MODIFY, ModifyOrder(MARKET, 91, price=D(30500)))
+    batch(c, tag=2)
+    c.on_order_message(
+        notice(orderId=91, clientOrderId=5, status="CANCELED_BY_AMEND", notice="OrderClosed")
+    )
+    assert c.on_order_message(notice(orderId=92, clientOrderId=5, price="30400")) == []
+    assert stray.state is TicketState.SENT and stray.evidence is None
+
+
+def test_evidence_that_could_belong_to_requests_on_two_sockets_is_unknown() -> None:
+    c = core()
+    old = c.submit(CANCEL, CancelOrder(MARKET, 95))
+    batch(c, tag=1)
+    c.connection_lost(0.0)
+    new = c.submit(CANCEL, CancelOrder(MARKET, 95))
+    batch(c, tag=2)
+    closed = notice(orderId=95, status="CANCELED_BY_USER", notice="OrderClosed")
+    assert set(c.on_order_message(closed)) == {old, new}
+    assert isinstance(old.outcome, OrderOutcomeUnknown)
+    assert isinstance(new.outcome, OrderOutcomeUnknown)
+
+
+def test_a_notice_stamped_before_a_request_was_written_is_not_its_evidence() -> None:
+    c = core()
+    cancel = c.submit(CANCEL, CancelOrder(MARKET, 96))
+    b = batch(c)
+    early = notice(
+        orderId=96, status="CANCELED_BY_USER", notice="OrderClosed", timestamp=WALL - 5000
+    )
+    assert c.on_order_message(early) == [] and cancel.evidence is None
+    assert c.on_order_message(failure("CANCEL", 96)) == []  # still waiting for the reply
+    assert settle_reply(c, reply(b, 0)) is cancel
+    assert isinstance(cancel.outcome, OrderAlreadyClosed)
+    assert cancel.outcome.close_reason is OrderStatus.CANCELED_BY_USER
+
+
+def test_confirm_false_answers_at_the_reply_and_keeps_its_evidence() -> None:
+    c = core()
+    quick = c.submit(CANCEL, CancelOrder(MARKET, 97), confirm=False)
+    waiting = c.submit(CANCEL, CancelOrder(MARKET, 97))
+    b = batch(c)
+    assert settle_reply(c, reply(b, 0)) is quick
+    assert isinstance(quick.early, CancelAck) and not quick.early.confirmed
+    assert quick.state is TicketState.ACCEPTED  # still the oldest cancel on 97
+    settle_reply(c, reply(b, 1))
+    c.on_order_message(notice(orderId=97, status="CANCELED_BY_USER", notice="OrderClosed"))
+    assert isinstance(quick.outcome, CancelAck) and quick.outcome.confirmed
+    assert c.on_order_message(failure("CANCEL", 97)) == [waiting]
+    assert isinstance(waiting.outcome, OrderAlreadyClosed)
+
+
+def test_a_reply_without_order_id_waits_for_the_first_notice() -> None:
+    c = core()
+    place = c.submit(PLACE, limit())
+    b = batch(c)
+    echo = {k: v for k, v in items(b)[0].items()}
+    old_style = decode(
+        orjson.dumps(
+            {
+                "event": "placeorder",
+                "submitted": True,
+                "tag": b.tag,
+                "data": {k: str(v) for k, v in echo.items()},
+            }
+        )
+    )
+    assert isinstance(old_style, OrderReply)
+    assert settle_reply(c, old_style) is None and place.state is TicketState.ACCEPTED
+    opened = notice(orderId=8100, clientOrderId=place.client_order_id)
+    assert c.on_order_message(opened) == [place]
+    assert isinstance(place.outcome, PlaceAck) and place.outcome.order_id == 8100
+    assert place.outcome.reply is old_style
+
+
+def test_an_overdue_confirmation_makes_the_request_unknown() -> None:
+    c = core(reply_timeout=2.0)
+    cancel = c.submit(CANCEL, CancelOrder(MARKET, 98))
+    b = batch(c, now=0.0)
+    settle_reply(c, reply(b, 0), now=0.5)
+    assert c.next_deadline() == 2.0
+    assert c.expire(2.0) == ([], [cancel])
+    assert cancel.state is TicketState.UNKNOWN and cancel.reply is not None
+    closed = notice(orderId=98, status="CANCELED_BY_USER", notice="OrderClosed")
+    assert c.on_order_message(closed) == [cancel]
+    assert isinstance(cancel.outcome, CancelAck) and cancel.outcome.reply is not None
 
 
 def test_a_failed_send_makes_its_batch_unknown_not_requeued() -> None:
     c = core()
     tickets = c.submit_many(PLACE, [limit(1), limit(2)])
     b = batch(c)
-    assert c.send_failed(b) == []
+    assert c.send_failed(b, 0.0) == []
     assert c.unknown() == tickets and c.queued == 0
 
 
@@ -576,39 +759,99 @@ def test_place_outcome_finds_the_order_open_in_history_or_in_trades() -> None:
     assert filled is not None and filled.order_id == 12
 
 
+def closed_record(
+    order_id: int, status: OrderRecordStatus, *, cid: int | None = None, at: int | None = None
+) -> OrderRecord:
+    return attrs.evolve(record(order_id, status, cid=cid), order_closed_timestamp=at)
+
+
 @pytest.mark.parametrize("final", [True, False])
 def test_cancel_outcome(final: bool) -> None:
     ticket = sent_ticket(CANCEL, CancelOrder(MARKET, 31))
     still_open = cancel_outcome(ticket, open_orders=[rest_open(31)], records=[], final=final)
-    assert isinstance(still_open, OrderNotApplied if final else OrderOutcomeUnknown)
-    for status in (OrderRecordStatus.CLOSED, OrderRecordStatus.MATCHED):
-        gone = cancel_outcome(
-            ticket, open_orders=[], records=[record(31, status, cid=4)], final=final
-        )
-        assert isinstance(gone, CancelAck) and gone.client_order_id == 4
+    # A cancel carries no window: never "not applied" while its order is open.
+    assert isinstance(still_open, OrderOutcomeUnknown if final else KeepLooking)
+    late = WALL + 500
+    closed = cancel_outcome(
+        ticket,
+        open_orders=[],
+        records=[closed_record(31, OrderRecordStatus.CLOSED, cid=4, at=late)],
+        final=final,
+    )
+    assert isinstance(closed, CancelAck) and closed.client_order_id == 4
+    assert closed.source is AckSource.REST and closed.confirmed
+    filled = cancel_outcome(
+        ticket, open_orders=[], records=[record(31, OrderRecordStatus.MATCHED)], final=final
+    )
+    assert isinstance(filled, OrderAlreadyClosed) and filled.close_reason is OrderStatus.FILLED
+    before = cancel_outcome(
+        ticket,
+        open_orders=[],
+        records=[closed_record(31, OrderRecordStatus.CLOSED, at=WALL - 5000)],
+        final=final,
+        margin_ms=1000,
+    )
+    assert isinstance(before, OrderAlreadyClosed)
+    amended = cancel_outcome(
+        ticket,
+        open_orders=[],
+        records=[
+            closed_record(31, OrderRecordStatus.CLOSED, cid=4, at=late),
+            record(33, OrderRecordStatus.OPENED, cid=4),
+        ],
+        final=final,
+    )
+    assert isinstance(amended, OrderAlreadyClosed)
+    assert amended.close_reason is OrderStatus.CANCELED_BY_AMEND
+    known = ClosedOrder(status=OrderStatus.CANCELED_BY_USER, timestamp=late, claimed=True)
+    twice = cancel_outcome(ticket, open_orders=[], records=[], final=final, known=known)
+    assert isinstance(twice, OrderAlreadyClosed)
+    assert twice.close_reason is OrderStatus.CANCELED_BY_USER
+    shared = cancel_outcome(
+        ticket,
+        open_orders=[],
+        records=[closed_record(31, OrderRecordStatus.CLOSED, at=late)],
+        final=final,
+        others=True,
+    )
+    assert isinstance(shared, KeepLooking)
     unknown = cancel_outcome(ticket, open_orders=[], records=[], final=final)
-    assert isinstance(unknown, OrderNotApplied if final else OrderOutcomeUnknown)
+    assert isinstance(unknown, OrderNotApplied if final else KeepLooking)
 
 
-@pytest.mark.parametrize("final", [True, False])
-def test_modify_outcome(final: bool) -> None:
+@pytest.mark.parametrize("provable", [True, False])
+def test_modify_outcome(provable: bool) -> None:
     ticket = sent_ticket(MODIFY, ModifyOrder(MARKET, 40, quantity=D("0.001")))
     in_place = rest_open(40, remaining_quantity=D("0.001"), quantity=D("0.001"))
-    assert isinstance(
-        modify_outcome(ticket, open_orders=[in_place], records=[], final=final), ModifyAck
-    )
-    unchanged = modify_outcome(ticket, open_orders=[rest_open(40)], records=[], final=final)
-    assert isinstance(unchanged, OrderNotApplied if final else OrderOutcomeUnknown)
+    done = modify_outcome(ticket, open_orders=[in_place], records=[], provable=provable)
+    assert isinstance(done, ModifyAck) and done.replaced_by is None
+    unchanged = modify_outcome(ticket, open_orders=[rest_open(40)], records=[], provable=provable)
+    # No trace proves "not applied" only once the window has provably closed.
+    assert isinstance(unchanged, OrderNotApplied if provable else KeepLooking)
+    less = rest_open(40, remaining_quantity=D("0.0005"))
+    filled_since = modify_outcome(ticket, open_orders=[less], records=[], provable=provable)
+    assert isinstance(filled_since, OrderOutcomeUnknown if provable else KeepLooking)
     moved = sent_ticket(MODIFY, ModifyOrder(MARKET, 40, price=D(30100)))
     records = [
-        record(40, OrderRecordStatus.CLOSED, cid=3),
-        record(44, OrderRecordStatus.OPENED, cid=3),
+        attrs.evolve(record(40, OrderRecordStatus.CLOSED, cid=3), price=D(30000)),
+        attrs.evolve(record(44, OrderRecordStatus.OPENED, cid=3), price=D(30100)),
         record(39, OrderRecordStatus.CLOSED, cid=3),
     ]
-    replaced = modify_outcome(moved, open_orders=[], records=records, final=final)
+    replaced = modify_outcome(moved, open_orders=[], records=records, provable=provable)
     assert isinstance(replaced, ModifyAck) and replaced.replaced_by == 44
-    gone = modify_outcome(moved, open_orders=[], records=records[:1], final=final)
-    assert isinstance(gone, OrderNotApplied if final else OrderOutcomeUnknown)
+    # Another request on the order could have opened the replacement: no lending.
+    shared = modify_outcome(moved, open_orders=[], records=records, provable=provable, others=True)
+    assert isinstance(shared, KeepLooking)
+    claimed = ClosedOrder(status=OrderStatus.CANCELED_BY_AMEND, timestamp=WALL + 1, claimed=True)
+    other = modify_outcome(moved, open_orders=[], records=records, provable=provable, known=claimed)
+    assert isinstance(other, OrderAlreadyClosed)
+    # Closed otherwise: a price change would have closed it by amend, so it never applied.
+    gone = modify_outcome(moved, open_orders=[], records=records[:1], provable=provable)
+    assert isinstance(gone, OrderAlreadyClosed) and gone.close_reason is None
+    shrink_closed = modify_outcome(ticket, open_orders=[], records=records[:1], provable=provable)
+    assert isinstance(shrink_closed, KeepLooking)  # it may have shrunk the order before
+    nothing = modify_outcome(ticket, open_orders=[], records=[], provable=provable)
+    assert isinstance(nothing, OrderNotApplied if provable else KeepLooking)
 
 
 def test_acks_expose_their_identifiers() -> None:

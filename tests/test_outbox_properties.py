@@ -17,10 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from flexconn.auth import Credentials
 from flexconn.config import Heartbeat, ReconnectPolicy
 from flexconn.connection import Connection, ConnectionState, open_connection
-from flexconn.errors import ExchangeError, FlexconnError, OrderNotApplied
+from flexconn.errors import (
+    ExchangeError,
+    FlexconnError,
+    OrderAlreadyClosed,
+    OrderNotApplied,
+    OrderOutcomeUnknown,
+)
+from flexconn.models.enums import OrderStatus
 from flexconn.models.enums import Side
 from flexconn.models.orders import CancelOrder, LimitOrder
-from flexconn.outbox import CancelAck, ModifyAck, PlaceAck
+from flexconn.outbox import CancelAck, ModifyAck, OutboxConfig, PlaceAck
 from flexconn.rest import RestClient
 from flexconn.sim import Simulator, serve
 
@@ -31,6 +38,8 @@ FAST_RETRY = ReconnectPolicy(initial_delay=0.02, max_delay=0.1)
 # Re-arming drop_after can leave a server connection that reads but never writes again: a
 # quick heartbeat notices that as a dead socket long before a reply deadline.
 QUICK_HEARTBEAT = Heartbeat(interval=0.3, timeout=0.3)
+# Short windows keep the run quick: "not applied" is proved 0.35 s after a command is written.
+SHORT_WINDOWS = OutboxConfig(recv_window_ms=300, clock_skew_margin_ms=50)
 
 Op = tuple[Any, ...]
 places = st.tuples(
@@ -74,6 +83,8 @@ class Run:
         self.conn = conn
         self.expected: dict[int, int] = {}  # op index -> requests it made
         self.outcomes: dict[int, list[object]] = {}
+        #: (request, outcome) pairs of every cancel and modify.
+        self.changes: list[tuple[object, object]] = []
 
     def targets(self, start: int, count: int) -> list[int]:
         known = sorted(self.conn.orders) or [424242]
@@ -95,9 +106,9 @@ class Run:
         elif kind == "cancel":
             _, start, count = op
             self.expected[index] = count
-            results = list(
-                await conn.cancel_many([CancelOrder(MARKET, i) for i in self.targets(start, count)])
-            )
+            requests = [CancelOrder(MARKET, i) for i in self.targets(start, count)]
+            results = list(await conn.cancel_many(requests))
+            self.changes += zip(requests, results, strict=True)
         else:
             _, start, by_price = op
             self.expected[index] = 1
@@ -106,6 +117,7 @@ class Run:
                 {"price": D("2999.50")} if by_price else {"quantity": D("0.01")}
             )
             results = [await _single(conn.modify(target, MARKET, **change))]
+            self.changes.append((target, results[0]))
         self.outcomes.setdefault(index, []).extend(results)
 
 
@@ -134,15 +146,29 @@ def check_truth(run: Run) -> None:
         o.client_order_id for o in everything(sim) if o.status.value != "CANCELED_BY_AMEND"
     ]
     assert len(originals) == len(set(originals)), "an order was placed twice"
+    statuses = {o.order_id: o.status for o in everything(sim)}
     for results in run.outcomes.values():
         for outcome in results:
             assert isinstance(
-                outcome, PlaceAck | CancelAck | ModifyAck | ExchangeError | OrderNotApplied
-            ), outcome  # with a REST client nothing stays unknown
+                outcome,
+                PlaceAck | CancelAck | ModifyAck | ExchangeError | OrderNotApplied,
+            ) or (isinstance(outcome, OrderOutcomeUnknown) and "cancel" in str(outcome)), outcome
             if isinstance(outcome, PlaceAck):
                 assert outcome.order_id in by_cid.get(outcome.client_order_id, set())
             if isinstance(outcome, OrderNotApplied) and outcome.sent:
                 assert outcome.args
+    for _request, outcome in run.changes:
+        # Every confirmed change is the exchange's truth.
+        if isinstance(outcome, CancelAck):
+            assert outcome.confirmed
+            assert statuses.get(outcome.order_id) is OrderStatus.CANCELED_BY_USER
+        elif isinstance(outcome, ModifyAck):
+            assert outcome.confirmed
+            if outcome.replaced_by is not None:
+                assert statuses.get(outcome.order_id) is OrderStatus.CANCELED_BY_AMEND
+                assert outcome.replaced_by in statuses
+        elif isinstance(outcome, OrderAlreadyClosed):
+            assert statuses.get(outcome.order_id) not in (None, OrderStatus.OPEN)
 
 
 @settings(
@@ -165,6 +191,7 @@ async def test_random_interleavings_with_faults_settle_every_request_truthfully(
                 rest=rest,
                 reconnect=FAST_RETRY,
                 heartbeat=QUICK_HEARTBEAT,
+                outbox=SHORT_WINDOWS,
             ) as conn,
         ):
             run = Run(sim, conn)
