@@ -2,13 +2,30 @@
 
 Sans-IO helpers: build the connection's own commands (login, subscribe, unsubscribe), classify a
 decoded message as a reply (and to which command), or route it to subscription keys.
+
+Dispatch is a route table keyed by the message's exact type, not a chain of ``isinstance`` tests:
+:func:`handlers_of` gives a type's :class:`Handlers` (its reply-key function and its routing
+function, either ``None``), looked up once per type and cached. A reader handles a message with
+one dictionary look-up::
+
+    handlers = handlers_of(type(message))
+    if handlers.reply is not None:
+        settle(handlers.reply(message))  # ((key, error), ...)
+    elif handlers.route is not None:
+        deliver(handlers.route(message))  # ((subscription key, message), ...)
+    else:
+        ...  # connection messages (Greeting, UnknownMessage)
+
+:func:`reply_keys` and :func:`route` are that table's two columns as functions.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import attrs
 
 from flexconn.auth import Credentials, ws_login_data
 from flexconn.channels import ALL, WILDCARD_CHANNELS, Channel
@@ -26,7 +43,9 @@ from flexconn.models.replies import (
 )
 
 __all__ = [
+    "Handlers",
     "classify_reply",
+    "handlers_of",
     "login_request",
     "reply_keys",
     "route",
@@ -60,6 +79,83 @@ def unsubscribe_request(
     return UnsubscribeRequest(channels=tuple(str(c) for c in channels), tag=tag)
 
 
+_ReplyKeys = tuple[tuple[str, ExchangeError | None], ...]
+
+
+def _pong_keys(message: Pong) -> _ReplyKeys:
+    return (("pong", None),)
+
+
+def _login_keys(message: LoginReply) -> _ReplyKeys:
+    return (("login", message.error()),)
+
+
+def _subscription_keys(message: SubscribeReply | UnsubscribeReply) -> _ReplyKeys:
+    error = message.error()
+    if not message.channels:
+        return ((message.event, error),)
+    return tuple((f"{message.event}:{channel}", error) for channel in message.channels)
+
+
+def _error_keys(message: ErrorReply) -> _ReplyKeys:
+    return (("error", message.error()),)
+
+
+def _order_keys(message: OrderReply) -> _ReplyKeys:
+    action = message.action.value
+    key = action if message.tag is None else f"{action}:{message.tag}"
+    return ((key, message.error()),)
+
+
+def _split(message: ChannelUpdate[Any]) -> tuple[tuple[str, Any], ...]:
+    return message.split()
+
+
+def _failure_route(message: OrderFailureNotice) -> tuple[tuple[str, Any], ...]:
+    return ((f"order:{message.market_code or ALL}", message),)
+
+
+def _cancel_all_route(message: CancelAllNotice) -> tuple[tuple[str, Any], ...]:
+    return ((f"order:{ALL}", message),)
+
+
+@attrs.frozen
+class Handlers:
+    """How one message type is handled: at most one of the two is set."""
+
+    #: ``message -> ((reply key, error), ...)`` for replies (see :func:`reply_keys`).
+    reply: Callable[[Any], _ReplyKeys] | None = None
+    #: ``message -> ((subscription key, message), ...)`` for channel data (see :func:`route`).
+    route: Callable[[Any], tuple[tuple[str, Any], ...]] | None = None
+
+
+_NOTHING: Final = Handlers()
+
+#: The route table: exact message type -> handlers. Types not listed (subclasses, new channel
+#: updates) are resolved along their MRO on first sight and cached by :func:`handlers_of`.
+_TABLE: Final[dict[type, Handlers]] = {
+    Pong: Handlers(reply=_pong_keys),
+    LoginReply: Handlers(reply=_login_keys),
+    SubscribeReply: Handlers(reply=_subscription_keys),
+    UnsubscribeReply: Handlers(reply=_subscription_keys),
+    ErrorReply: Handlers(reply=_error_keys),
+    OrderReply: Handlers(reply=_order_keys),
+    OrderFailureNotice: Handlers(route=_failure_route),
+    CancelAllNotice: Handlers(route=_cancel_all_route),
+    ChannelUpdate: Handlers(route=_split),
+}
+_CACHE: dict[type, Handlers] = dict(_TABLE)
+
+
+def handlers_of(message_type: type) -> Handlers:
+    """The :class:`Handlers` of a decoded message's type (empty for connection messages)."""
+    found = _CACHE.get(message_type)
+    if found is None:
+        found = next((_TABLE[base] for base in message_type.__mro__ if base in _TABLE), _NOTHING)
+        _CACHE[message_type] = found
+    return found
+
+
 def reply_keys(message: object) -> tuple[tuple[str, ExchangeError | None], ...]:
     """Every ``(key, error)`` a reply answers; empty when ``message`` is not a reply.
 
@@ -70,22 +166,8 @@ def reply_keys(message: object) -> tuple[tuple[str, ExchangeError | None], ...]:
     echoed as ``placeorder``). ``error`` is
     the exchange error of a failed reply, else ``None``.
     """
-    if isinstance(message, Pong):
-        return (("pong", None),)
-    if isinstance(message, LoginReply):
-        return (("login", message.error()),)
-    if isinstance(message, SubscribeReply | UnsubscribeReply):
-        error = message.error()
-        if not message.channels:
-            return ((message.event, error),)
-        return tuple((f"{message.event}:{channel}", error) for channel in message.channels)
-    if isinstance(message, ErrorReply):
-        return (("error", message.error()),)
-    if isinstance(message, OrderReply):
-        action = message.action.value
-        key = action if message.tag is None else f"{action}:{message.tag}"
-        return ((key, message.error()),)
-    return ()
+    reply = handlers_of(type(message)).reply
+    return () if reply is None else reply(message)
 
 
 def classify_reply(message: object) -> tuple[str, ExchangeError | None] | None:
@@ -103,13 +185,8 @@ def route(message: object) -> tuple[tuple[str, Any], ...] | None:
     A channel update is split so that each part holds one key's items (see
     :meth:`ChannelUpdate.split`). ``None`` means the message is not for a subscription.
     """
-    if isinstance(message, ChannelUpdate):
-        return message.split()
-    if isinstance(message, OrderFailureNotice):
-        return ((f"order:{message.market_code or ALL}", message),)
-    if isinstance(message, CancelAllNotice):
-        return ((f"order:{ALL}", message),)
-    return None
+    router = handlers_of(type(message)).route
+    return None if router is None else router(message)
 
 
 @functools.lru_cache(maxsize=4096)
