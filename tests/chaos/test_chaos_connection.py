@@ -234,7 +234,7 @@ async def test_trading_and_feeds_survive_a_seeded_fault_schedule(
     schedule = schedule_for(chaos_seed)
     assert all(schedule.counts()[kind] for kind in FaultKind)
     run = await run_scenario(transport, chaos_seed, schedule)
-    check_markers(run.records, run.history, run.reconnects)
+    check_markers(run.records, run.history, run.reconnects, run.drops)
     check_trades(run.records["trade"], run.public_trades)
     assert run.book_failures == 0, "fragmented or delayed frames corrupted a depth snapshot"
     check_requests(run.trader.requests, run.ledger)
@@ -250,7 +250,8 @@ class Run:
 
     records: dict[str, Record]
     history: list[AppliedFault]
-    reconnects: int
+    reconnects: int  # sockets after a drop that reached CONNECTED
+    drops: int  # sockets that were open and ended
     truth: Truth
     trader: Trader
     wall_offset: float  # time.time() minus trio.current_time()
@@ -327,6 +328,7 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
                     await trio.sleep(0.05)
             truth = await settled_truth(sim, conn)
             reconnects = conn.stats().reconnects
+            drops = conn.stats().drops
             book_failures = live.book.checksum_failures
             nursery.cancel_scope.cancel()
         public = [t.trade_id for t in sim.exchange.engine.public_trades(MARKET)]
@@ -337,6 +339,7 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
         records=records,
         history=history,
         reconnects=reconnects,
+        drops=drops,
         truth=truth,
         trader=trader,
         wall_offset=wall_offset,
@@ -347,17 +350,27 @@ async def run_scenario(transport: TransportFactory, seed: int, schedule: ChaosSc
     )
 
 
-def check_markers(records: dict[str, Record], history: list[AppliedFault], reconnects: int) -> None:
-    """Markers against the fault log: one per reconnect, one after every disruptive fault."""
+def check_markers(
+    records: dict[str, Record], history: list[AppliedFault], reconnects: int, drops: int
+) -> None:
+    """Markers against the fault log: one after every disruptive fault, numbered in order.
+
+    A marker comes right after a new session's login, so a session that logged in and then
+    dropped before CONNECTED has one that ``reconnects`` (sessions that reached CONNECTED) does
+    not count: every feed has the same markers, numbered 1..K, reconnects <= K <= drops.
+    """
     assert len(history) == FAULTS
     disruptive_hits = sum(
         1 for applied in history if applied.fault.kind.disruptive and applied.connections
     )
     # fragments and delays never break a connection: every reconnect has a disruptive cause
     assert 1 <= reconnects <= disruptive_hits
+    numbers = [m.reconnects for _, m in records["order"].markers()]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    assert reconnects <= len(numbers) <= drops, (reconnects, numbers, drops)
     for record in records.values():
         markers = record.markers()
-        assert [m.reconnects for _, m in markers] == list(range(1, reconnects + 1)), record.name
+        assert [m.reconnects for _, m in markers] == numbers, record.name
         for applied in history:
             if applied.fault.kind.disruptive and applied.connections:
                 assert record.marker_after(applied.at), (record.name, applied)
