@@ -1,326 +1,302 @@
-"""Order outbox: sustained orders/s through batching, and the latency a lone order pays.
+"""Order outbox: sustained orders/s through flexconn's batching outbox, against a bare client.
 
-The simulator runs in a child process (as an exchange would be elsewhere) and enforces the
-documented 50 commands/s per authenticated socket, so batching is what lifts the order rate: 20
-orders per command make the ceiling 20 x 50 = 1000 orders/s (980 with the client's 2% pacing
-margin).
+The simulator runs in its own process (pinned to one CPU, as an exchange would be elsewhere) and
+enforces the documented 50 commands/s per authenticated socket; every client runs in its own
+process pinned to the other CPU. The baseline is a bare asyncio ``websockets`` + ``orjson``
+client that does by hand what the outbox does: it sends prepared commands paced at 49 a second
+(the outbox's 2% margin under the limit) from one task and counts the ``placeorder`` replies in
+another. flexconn's side is 200 concurrent callers each running ``conn.place`` in a loop.
 
-* Throughput with the per-account order limit lifted (``RateLimits(orders_per_account=None)``
-  in the simulator, ``OutboxConfig(orders_per_second=None)`` in the client): 200 concurrent
-  callers each ``place`` resting limit orders in a loop; orders acknowledged per second over a
-  window after a warm-up that spends the initial token burst. Beside it, the same outbox sending
-  one command per order (``max_batch_size=1``): the unbatched ceiling of 50/s. Both count the
-  20007 replies they got.
-* Throughput with the documented 50 orders/s per account on (simulator and client defaults).
-* Latency of a lone order on an otherwise idle connection: ``conn.place`` through the outbox
-  beside a bare loop on a raw trio-websocket socket that serialises a ``placeorder`` with orjson,
-  sends it and waits for its reply. One order in flight at a time, back to back, against a
-  simulator with every limit lifted (and a client bucket to match), so neither loop ever waits
-  for a token and the figures are software and loopback only. Both sockets are logged in and
-  subscribed to ``order:all``, so the exchange does the same work for each; samples alternate
-  one by one and which loop goes first alternates too.
+Cases (orders acknowledged per second over ``--window`` seconds after a warm-up that spends the
+initial token burst; the simulator's book is cleared between measurements):
 
-Rounds repeat each measurement; min/median/max are over rounds. Run:
-``.venv/bin/python benchmarks/bench_outbox.py [--rounds 3] [--window 2.5] [--latency-rounds 5]
-[--samples 1000] [--json PATH]``
+* **batched, order limit lifted** (``RateLimits(orders_per_account=None)`` in the simulator,
+  ``OutboxConfig(orders_per_second=None)`` in flexconn): the outbox batches up to 20 orders per
+  ``placeorders``; the bare client sends ``placeorders`` of 20. The ceiling is 20 x 49 = 980/s.
+* **one order per command, order limit lifted**: ``max_batch_size=1`` against a bare client
+  sending one ``placeorder`` per command: the unbatched ceiling of 49/s.
+* **documented 50 orders/s**: simulator and flexconn defaults; the bare client sends one order
+  per command at 49/s.
+
+Rounds are interleaved (the order of contenders rotates); ratios are computed within each round
+and shown as min / median / max. 20007 (rate limited) replies are counted for both.
+
+Run: ``.venv/bin/python benchmarks/bench_outbox.py [--rounds 3] [--window 2.5] [--json PATH]``
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
+import multiprocessing
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from decimal import Decimal
-from functools import partial
+from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 import orjson
-import trio
+from bare import asyncio_sustained, login_command
 from benchjson import add_json_option, dump, group
-from trio_websocket import WebSocketConnection, open_websocket_url
-
-from flexconn.auth import Credentials, ws_login_data
-from flexconn.connection import Connection, open_connection
-from flexconn.models.enums import Side
-from flexconn.models.orders import LimitOrder
-from flexconn.outbox import OutboxConfig
-from flexconn.rest import RestClient
-from flexconn.sim import RateLimits, serve_sim
-from flexconn.sim.exchange import DEMO_ACCOUNT_ID, ApiKey, SimExchange
+from harness import goal, pin, pinning_note, rotated, round_ratios, spread
 
 MARKET = "BTC-USD-SWAP-LIN"
-QUANTITY = Decimal("0.001")
+QUANTITY = "0.001"
 CALLERS = 200
-KEY = Credentials("bench-key", "bench-secret-not-a-real-one")
-
-
-# -- the simulator, in a child process -----------------------------------------------------------
-
-
-LIMITS = {
-    "documented": RateLimits(),
-    "orders-lifted": RateLimits(orders_per_account=None),
-    "unlimited": RateLimits.unlimited(),
+WARMUP = 1.5
+PACE = 49.0  # commands (or orders) per second: the outbox's 2% margin under 50
+BASELINE = "asyncio websockets + orjson (hand-batched)"
+FLEX = "flexconn outbox"
+CASES: dict[str, dict[str, Any]] = {
+    "batched, order limit lifted": {"mode": "orders-lifted", "batch": 20},
+    "one order per command, order limit lifted": {"mode": "orders-lifted", "batch": 1},
+    "documented 50 orders/s": {"mode": "documented", "batch": 1},
 }
 
 
-def serve_forever(mode: str) -> None:
-    """Child: run a simulator, print its URLs as one JSON line, stop when stdin closes."""
+# -- the simulator -------------------------------------------------------------------------------
+
+
+def _simulator(pipe: Pipe, mode: str) -> None:
+    """Child: a simulator with ``mode``'s limits; clears the book when asked."""
+    pin("server")
+    import trio
+
+    from flexconn.sim import RateLimits, serve
+
+    limits = RateLimits() if mode == "documented" else RateLimits(orders_per_account=None)
 
     async def run() -> None:
-        limits = LIMITS[mode]
-        exchange = SimExchange(rate_limits=limits)
-        exchange.add_api_key(
-            ApiKey(api_key=KEY.api_key, api_secret=KEY.api_secret, account_id=DEMO_ACCOUNT_ID)
-        )
-        async with trio.open_nursery() as nursery:
-            sim = await nursery.start(partial(serve_sim, participants_rate=None, exchange=exchange))
-            print(json.dumps({"ws": sim.ws_url, "rest": sim.rest_url}), flush=True)
-            await trio.to_thread.run_sync(sys.stdin.read)
-            nursery.cancel_scope.cancel()
+        async with serve(participants_rate=None, rate_limits=limits) as sim:
+            key = sim.demo_key
+            pipe.send(
+                {
+                    "url": sim.ws_url,
+                    "api_key": key.api_key,
+                    "api_secret": key.api_secret,
+                    "account": key.account_id,
+                }
+            )
+            while True:
+                request = await trio.to_thread.run_sync(pipe.recv)
+                if request != "clear":
+                    return
+                sim.exchange.engine.cancel_all(key.account_id)
+                pipe.send("cleared")
 
     trio.run(run)
 
 
-@asynccontextmanager
-async def simulator(mode: str) -> AsyncIterator[tuple[str, str]]:
-    """Start a child simulator with ``LIMITS[mode]``; yields its WebSocket and REST URLs."""
-    child = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [sys.executable, __file__, "--serve", mode],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stdin is not None
-    try:
-        urls = json.loads(await trio.to_thread.run_sync(child.stdout.readline))
-        yield urls["ws"], urls["rest"]
-    finally:
-        child.stdin.close()
-        await trio.to_thread.run_sync(child.wait)
+# -- contenders ----------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def trading(urls: tuple[str, str], config: OutboxConfig) -> AsyncIterator[Connection]:
-    ws_url, rest_url = urls
-    async with (
-        RestClient(rest_url, KEY) as rest,
-        open_connection(ws_url, credentials=KEY, rest=rest, outbox=config) as conn,
-    ):
-        yield conn
+def _prices() -> itertools.cycle[str]:
+    """Resting bid prices on the market's tick, never crossing."""
+    return itertools.cycle(str(25000 + 0.5 * i) for i in range(9000))
 
 
-async def clear(urls: tuple[str, str], conn: Connection) -> None:
-    """Cancel every open order over REST (keeps the book small between rounds)."""
-    async with RestClient(urls[1], KEY) as rest:
-        await rest.cancel_all_orders()
-    with trio.fail_after(20):
-        while conn.orders:  # noqa: ASYNC110 - the connection drains the notices
-            await trio.sleep(0.01)
+def bare_commands(batch: int, count: int) -> list[str]:
+    """Prepared ``placeorder`` (``batch`` 1) or ``placeorders`` commands, distinct orders."""
+    price = _prices()
+    cid = itertools.count(time.time_ns() // 1000)
+    commands = []
+    for tag in range(10, 10 + count):
+        orders = [
+            {
+                "clientOrderId": next(cid),
+                "marketCode": MARKET,
+                "side": "BUY",
+                "quantity": QUANTITY,
+                "timeInForce": "GTC",
+                "orderType": "LIMIT",
+                "price": next(price),
+            }
+            for _ in range(batch)
+        ]
+        if batch == 1:
+            command = {"op": "placeorder", "tag": tag, "data": orders[0]}
+        else:
+            command = {"op": "placeorders", "tag": tag, "dataArray": orders}
+        commands.append(orjson.dumps(command).decode())
+    return commands
 
 
-# -- measurements --------------------------------------------------------------------------------
+def flexconn_sustained(setup: dict[str, str], case: str, window: float) -> dict[str, float]:
+    """Orders acknowledged per second by 200 concurrent ``conn.place`` callers."""
+    from decimal import Decimal
+
+    import trio
+
+    from flexconn.auth import Credentials
+    from flexconn.connection import open_connection
+    from flexconn.models.enums import Side
+    from flexconn.models.orders import LimitOrder
+    from flexconn.outbox import OutboxConfig
+
+    spec = CASES[case]
+    if spec["mode"] == "documented":
+        config = OutboxConfig()
+    elif spec["batch"] == 1:
+        config = OutboxConfig(orders_per_second=None, max_batch_size=1)
+    else:
+        config = OutboxConfig(orders_per_second=None)
+    prices = (Decimal(p) for p in _prices())
+    quantity = Decimal(QUANTITY)
+
+    async def run() -> dict[str, float]:
+        credentials = Credentials(setup["api_key"], setup["api_secret"])
+        done: list[float] = []
+        async with open_connection(setup["url"], credentials=credentials, outbox=config) as conn:
+            refused = conn.outbox_stats().rate_limited
+            stop = time.perf_counter() + WARMUP + window
+
+            async def caller() -> None:
+                while time.perf_counter() < stop:
+                    await conn.place(LimitOrder(MARKET, Side.BUY, quantity, next(prices)))
+                    done.append(time.perf_counter())
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(CALLERS):
+                    nursery.start_soon(caller)
+            begin = stop - window
+            counted = sum(1 for t in done if begin <= t < stop)
+            return {
+                "rate": counted / window,
+                "rate_limited": conn.outbox_stats().rate_limited - refused,
+            }
+
+    return trio.run(run)
 
 
-def prices() -> Iterator[Decimal]:
-    """Resting bid prices on the market's tick, inside its sanity bounds, never crossing."""
-    return itertools.cycle(Decimal(25000) + Decimal("0.5") * i for i in range(9000))
-
-
-async def sustained(conn: Connection, *, warmup: float, window: float) -> tuple[float, int]:
-    """Orders acknowledged per second within ``window`` after ``warmup``; 20007s seen."""
-    price = prices()
-    done: list[float] = []
-    start = trio.current_time()
-    stop = start + warmup + window
-    refused = conn.outbox_stats().rate_limited
-
-    async def caller() -> None:
-        while trio.current_time() < stop:
-            await conn.place(LimitOrder(MARKET, Side.BUY, QUANTITY, next(price)))
-            done.append(trio.current_time())
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(CALLERS):
-            nursery.start_soon(caller)
-    begin = start + warmup
-    counted = sum(1 for t in done if begin <= t < stop)
-    return counted / window, conn.outbox_stats().rate_limited - refused
-
-
-@asynccontextmanager
-async def bare(ws_url: str) -> AsyncIterator[WebSocketConnection]:
-    """A logged-in trio-websocket socket subscribed to ``order:all``, flexconn-free I/O."""
-    async with open_websocket_url(ws_url) as ws:
-        login = {"op": "login", "tag": 1, "data": ws_login_data(KEY)}
-        await ws.send_message(orjson.dumps(login).decode())
-        await until_event(ws, "login")
-        await ws.send_message('{"op":"subscribe","tag":2,"args":["order:all"]}')
-        await until_event(ws, "subscribe")
-        yield ws
-
-
-async def until_event(ws: WebSocketConnection, event: str) -> dict[str, Any]:
+def _worker(pipe: Pipe, contender: str) -> None:
+    pin("client")
     while True:
-        message = orjson.loads(await ws.get_message())
-        if isinstance(message, dict) and message.get("event") == event:
-            return message
-
-
-def place_text(tag: int, cid: int, price: Decimal) -> str:
-    data = {
-        "clientOrderId": cid,
-        "marketCode": MARKET,
-        "side": "BUY",
-        "quantity": QUANTITY,
-        "price": price,
-        "timeInForce": "GTC",
-        "orderType": "LIMIT",
-    }
-    return orjson.dumps({"op": "placeorder", "tag": tag, "data": data}, default=str).decode()
-
-
-async def latencies(ws_url: str, conn: Connection, samples: int) -> tuple[list[float], ...]:
-    """Per-order seconds: (outbox, raw), alternating, one order in flight at a time."""
-    price = prices()
-    ours: list[float] = []
-    theirs: list[float] = []
-    cids = itertools.count(time.time_ns() // 1000 + 10**15)
-    async with bare(ws_url) as ws:
-
-        async def raw(tag: int) -> None:
-            cid, at = next(cids), next(price)
-            start = time.perf_counter()
-            await ws.send_message(place_text(tag, cid, at))
-            reply = await until_event(ws, "placeorder")
-            theirs.append(time.perf_counter() - start)
-            assert reply["submitted"] is True, reply
-
-        async def outbox() -> None:
-            order = LimitOrder(MARKET, Side.BUY, QUANTITY, next(price))
-            start = time.perf_counter()
-            await conn.place(order)
-            ours.append(time.perf_counter() - start)
-
-        for tag in range(3, 3 + samples):
-            if tag % 2:
-                await raw(tag)
-                await outbox()
+        job = pipe.recv()
+        if job is None:
+            return
+        setup, case, window = job
+        try:
+            if contender == FLEX:
+                result = flexconn_sustained(setup, case, window)
             else:
-                await outbox()
-                await raw(tag)
-    return ours, theirs
+                batch = CASES[case]["batch"]
+                count = int(PACE * (WARMUP + window)) + 10
+                result = asyncio_sustained(
+                    setup["url"],
+                    login_command(setup["api_key"], setup["api_secret"]),
+                    bare_commands(batch, count),
+                    batch,
+                    PACE,
+                    WARMUP,
+                    window,
+                )
+            pipe.send(result)
+        except Exception as exc:
+            pipe.send({"error": repr(exc)})
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--window", type=float, default=2.5, help="seconds measured per run")
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    sims: dict[str, tuple[Pipe, Any, dict[str, str]]] = {}
+    for mode in sorted({spec["mode"] for spec in CASES.values()}):
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_simulator, args=(theirs, mode), daemon=True)
+        process.start()
+        sims[mode] = (mine, process, mine.recv())
+    contenders = [BASELINE, FLEX]
+    workers: dict[str, tuple[Pipe, Any]] = {}
+    for name in contenders:
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_worker, args=(theirs, name), daemon=True)
+        process.start()
+        workers[name] = (mine, process)
 
+    rates: dict[str, dict[str, list[float]]] = {c: {n: [] for n in contenders} for c in CASES}
+    refusals: dict[str, dict[str, float]] = {c: dict.fromkeys(contenders, 0.0) for c in CASES}
+    errors: list[str] = []
+    try:
+        for r in range(args.rounds):
+            for case, spec in CASES.items():
+                sim_pipe, _, setup = sims[spec["mode"]]
+                for name in rotated(contenders, r):
+                    pipe, _ = workers[name]
+                    pipe.send((setup, case, args.window))
+                    result = pipe.recv()
+                    sim_pipe.send("clear")
+                    sim_pipe.recv()
+                    if "error" in result:
+                        errors.append(f"{case} / {name} round {r + 1}: {result['error']}")
+                        rates[case][name].append(0.0)
+                    else:
+                        rates[case][name].append(result["rate"])
+                        refusals[case][name] += result["rate_limited"]
+    finally:
+        for pipe, process in workers.values():
+            pipe.send(None)
+            process.join(10)
+        for sim_pipe, process, _ in sims.values():
+            sim_pipe.send("stop")
+            process.join(10)
 
-def line(name: str, values: list[float], unit: str, scale: float = 1.0) -> str:
-    low, mid, high = (scale * v for v in (min(values), statistics.median(values), max(values)))
-    return f"  {name:<34} min {low:8.1f}  median {mid:8.1f}  max {high:8.1f} {unit}"
-
-
-async def main(
-    rounds: int, window: float, latency_rounds: int, samples: int, json_path: str | None
-) -> None:
-    warmup = 1.5
-    batched: list[float] = []
-    single: list[float] = []
-    limited: list[float] = []
-    refusals = {"batched": 0, "single": 0, "limited": 0}
-    latency: dict[str, list[float]] = {"outbox": [], "raw": []}
-    per_round: dict[str, list[float]] = {"outbox50": [], "outbox99": [], "raw50": [], "raw99": []}
-    async with simulator("orders-lifted") as urls:
-        async with trading(urls, OutboxConfig(orders_per_second=None)) as conn:
-            for _ in range(rounds):
-                rate, refused = await sustained(conn, warmup=warmup, window=window)
-                batched.append(rate)
-                refusals["batched"] += refused
-                await clear(urls, conn)
-        one_each = OutboxConfig(orders_per_second=None, max_batch_size=1)
-        async with trading(urls, one_each) as conn:
-            for _ in range(rounds):
-                rate, refused = await sustained(conn, warmup=warmup, window=window)
-                single.append(rate)
-                refusals["single"] += refused
-                await clear(urls, conn)
-    async with simulator("documented") as urls, trading(urls, OutboxConfig()) as conn:
-        for _ in range(rounds):
-            rate, refused = await sustained(conn, warmup=warmup, window=window)
-            limited.append(rate)
-            refusals["limited"] += refused
-            await clear(urls, conn)
-    unpaced = OutboxConfig(commands_per_second=1e9, orders_per_second=None)
-    async with simulator("unlimited") as urls, trading(urls, unpaced) as conn:
-        await latencies(urls[0], conn, 200)  # warm both paths up
-        for _ in range(latency_rounds):
-            ours, theirs = await latencies(urls[0], conn, samples)
-            latency["outbox"] += ours
-            latency["raw"] += theirs
-            per_round["outbox50"].append(pct(ours, 0.5))
-            per_round["outbox99"].append(pct(ours, 0.99))
-            per_round["raw50"].append(pct(theirs, 0.5))
-            per_round["raw99"].append(pct(theirs, 0.99))
-            await clear(urls, conn)
-
-    print("Sustained place throughput; the simulator enforces 50 commands/s per socket")
-    print("  (per-account 50 orders/s limit lifted on both sides; ceiling 20 x 50 = 1000/s)")
-    print(line("batched outbox", batched, "orders/s"))
-    print(line("one command per order", single, "orders/s"))
-    gain = statistics.median(batched) / statistics.median(single)
+    pinning = pinning_note()
     print(
-        f"  batching gain {gain:.1f}x; 20007 replies: batched {refusals['batched']}, "
-        f"one per order {refusals['single']}"
+        f"Python {sys.version.split()[0]}; {pinning['note']}; {args.rounds} interleaved rounds, "
+        f"{args.window:g} s windows after {WARMUP:g} s"
     )
-    print("With the documented 50 orders/s per account on (simulator and client defaults)")
-    print(line("batched outbox", limited, "orders/s"))
-    print(f"  20007 replies: {refusals['limited']}")
-    print("Acknowledgement latency of a lone order, one in flight, limits lifted (per round)")
-    print(line("outbox conn.place p50", per_round["outbox50"], "us", 1e6))
-    print(line("raw trio-websocket p50", per_round["raw50"], "us", 1e6))
-    print(line("outbox conn.place p99", per_round["outbox99"], "us", 1e6))
-    print(line("raw trio-websocket p99", per_round["raw99"], "us", 1e6))
-    overhead = statistics.median(per_round["outbox50"]) / statistics.median(per_round["raw50"])
-    print(f"  outbox overhead at p50: {100 * (overhead - 1):+.1f}% of the bare round trip")
-
-    groups = [
-        group(
-            "place throughput, 50 commands/s, order limit lifted",
-            "orders/s",
-            {"batched outbox": batched, "one command per order": single},
-            baseline="one command per order",
-        ),
-        group("place throughput, documented 50 orders/s on", "orders/s", {"outbox": limited}),
-        group(
-            "lone order acknowledgement latency",
-            "s",
-            {"outbox conn.place": latency["outbox"], "raw trio-websocket": latency["raw"]},
-            baseline="raw trio-websocket",
-            kind="latency",
-            higher_is_better=False,
-        ),
-    ]
-    dump(json_path, "bench_outbox", "Order outbox: batching throughput and latency", groups)
+    for error in errors:
+        print(f"  error: {error}")
+    groups = []
+    goals = []
+    for case, series in rates.items():
+        ratios = round_ratios(series, BASELINE) if all(all(v) for v in series.values()) else {}
+        print(f"\n{case} (orders acknowledged/s; 20007 replies over all rounds)")
+        for name, values in series.items():
+            low, mid, high = spread(values)
+            r_low, r_mid, r_high = spread(ratios.get(name) or [0.0])
+            print(
+                f"  {name:<44}{low:>8.1f}{mid:>8.1f}{high:>8.1f}  x{r_low:.3f}/x{r_mid:.3f}/"
+                f"x{r_high:.3f}  20007: {refusals[case][name]:.0f}"
+            )
+        groups.append(group(case, "orders/s", series, baseline=BASELINE) | {"ratios": ratios})
+        if ratios.get(FLEX):
+            value = statistics.median(ratios[FLEX])
+            ours, base = statistics.median(series[FLEX]), statistics.median(series[BASELINE])
+            goals.append(
+                goal(
+                    f"harness check: outbox throughput, {case}, >= 0.95x the hand-batched "
+                    "bare asyncio client",
+                    value=round(value, 3),
+                    target=0.95,
+                    comparison=">=",
+                    spread_of=ratios[FLEX],
+                    reason=(
+                        f"the outbox acknowledged {ours:.1f} orders/s against the bare client's "
+                        f"{base:.1f} (20007 replies: {refusals[case][FLEX]:.0f} against "
+                        f"{refusals[case][BASELINE]:.0f}); both pace at 49 commands/s, so the "
+                        "gap is batches sent short of full or pacing slack"
+                    ),
+                    detail="not an issue goal: the outbox should reach the rate a hand-written "
+                    "client reaches under the same limits",
+                )
+            )
+    dump(
+        args.json,
+        "bench_outbox",
+        "Order outbox: sustained orders/s under the exchange's limits, against a bare client",
+        groups,
+        goals=goals,
+        notes=errors,
+        meta={"pinning": pinning, "refusals": refusals},
+    )
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--window", type=float, default=2.5, help="seconds measured per round")
-    parser.add_argument("--latency-rounds", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=1000, help="latency samples per round")
-    parser.add_argument("--serve", choices=sorted(LIMITS), help=argparse.SUPPRESS)
-    add_json_option(parser)
-    args = parser.parse_args()
-    if args.serve:
-        serve_forever(args.serve)
-    else:
-        trio.run(main, args.rounds, args.window, args.latency_rounds, args.samples, args.json)
+    sys.exit(main())

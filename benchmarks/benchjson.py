@@ -8,8 +8,11 @@ A script given ``--json PATH`` writes::
          "series": {"orjson.loads": [...samples...], "flexconn decode": [...]}}]}
 
 ``kind`` is ``"throughput"`` (one sample per timed round) or ``"latency"`` (one sample per
-operation, in seconds). ``benchmarks/report.py`` turns these files into the report's tables and
-plots; it needs nothing else from a script.
+operation, in seconds). A group may also carry ``ratios``: per contender, its ratio to the
+baseline computed within each round (the report shows their min / median / max). The document may
+carry ``goals`` (verdicts from :func:`harness.goal`), ``notes`` (what was skipped and why) and
+``meta`` (pinning, stream sizes...). ``benchmarks/report.py`` turns these files into the report's
+tables, goals and plots; it needs nothing else from a script.
 """
 
 from __future__ import annotations
@@ -49,11 +52,23 @@ def add_json_option(parser: Any) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
 
 
-def dump(path: str | None, benchmark: str, title: str, groups: Sequence[dict[str, Any]]) -> None:
+def dump(
+    path: str | None,
+    benchmark: str,
+    title: str,
+    groups: Sequence[dict[str, Any]],
+    *,
+    goals: Sequence[dict[str, Any]] = (),
+    notes: Sequence[str] = (),
+    meta: Mapping[str, Any] | None = None,
+) -> None:
     """Write the results to ``path`` (nothing when ``path`` is ``None``)."""
     if path is None:
         return
-    document = {"benchmark": benchmark, "title": title, "groups": list(groups)}
+    document: dict[str, Any] = {"benchmark": benchmark, "title": title, "groups": list(groups)}
+    document["goals"] = list(goals)
+    document["notes"] = list(notes)
+    document["meta"] = dict(meta or {})
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(document, indent=1) + "\n")

@@ -6,12 +6,18 @@ descriptors, trio task count, the items buffered in its feeds and the order requ
 outbox (queued, in flight or being reconciled), plus reconnects and traffic.
 At the end it fails (exit status 1) if any of those grew without bound: the median of the last
 third of the samples is compared with the middle third's (the first third is warm-up) against a
-tolerance, and every sample against a hard cap. It also checks that every streaming feed
+tolerance, and every sample against a hard cap. Apart from that verdict it computes the goal's
+figure, the RSS slope over the last two thirds of the run (least squares over the samples taken
+from a third of the measured time on, MiB per minute; the goal: under 0.02 over a 60-minute run),
+records it as ``rss_slope`` in ``soak.json`` and prints it. It also checks that every streaming feed
 delivered data after the last fault, that every feed saw one continuity marker per reconnect,
 and that the client's open orders match the exchange's.
 
+The exchange side is pinned to one CPU and this process to another (``benchmarks/harness.py``);
+the simulator's modules are imported only in the exchange's process.
+
 Results go to ``--out`` as ``soak.json`` (rewritten every minute while running); ``make bench``
-plots the newest one into the report.
+plots every finished one into the report and judges the newest 60-minute one against the goal.
 
 Usage: ``python benchmarks/soak.py [--duration 1800] [--fault-every 60] [--out DIR]``.
 """
@@ -49,8 +55,6 @@ from flexconn.models.enums import CandleGranularity, DepthLevel, Side, TimeInFor
 from flexconn.models.market import DepthUpdate
 from flexconn.models.orders import LimitOrder
 from flexconn.rest import RestClient
-from flexconn.sim import DEFAULT_MARKETS, serve
-from flexconn.sim.chaos import ChaosSchedule, open_chaos_proxy
 from flexconn.transport import (
     DEFAULT_TRANSPORT,
     TransportFactory,
@@ -67,18 +71,26 @@ MARKETS = ("BTC-USD-SWAP-LIN", "ETH-USD-SWAP-LIN", "BTC-USD", "ETH-USD", "BTC-US
 TRADING_MARKET = "BTC-USD-SWAP-LIN"
 #: Feeds that carry data continuously, so each must have delivered some after the last fault.
 STREAMING = ("depthL25", "trade", "ticker")
+#: The goal: RSS slope over the last two thirds of a 60-minute run, in MiB per minute.
+RSS_SLOPE_LIMIT = 0.02
 
 
 # -- the exchange side (child process) -----------------------------------------------------------
 
 
 def _exchange(pipe: Pipe, seed: int, fault_every: float, duration: float, rate: float) -> None:
+    from harness import pin
+
+    pin("server")
     trio.run(_exchange_main, pipe, seed, fault_every, duration, rate)
 
 
 async def _exchange_main(
     pipe: Pipe, seed: int, fault_every: float, duration: float, rate: float
 ) -> None:
+    from flexconn.sim import serve
+    from flexconn.sim.chaos import ChaosSchedule, open_chaos_proxy
+
     async with serve(participants_rate=rate, seed=seed) as sim:
         target = urlsplit(sim.ws_url)
         assert target.hostname is not None and target.port is not None
@@ -98,8 +110,11 @@ async def _exchange_main(
             target.hostname, target.port, schedule=schedule, seed=seed
         ) as proxy:
             key = sim.demo_key
+            spec = sim.exchange.markets[TRADING_MARKET]
             pipe.send(
                 {
+                    "tick": str(spec.tick_size),
+                    "lot": str(spec.qty_increment),
                     "ws_url": proxy.url(sim.ws_url),
                     "rest_url": sim.rest_url,
                     "api_key": key.api_key,
@@ -187,13 +202,20 @@ class Trader:
     the flow; each must end with exactly one outcome.
     """
 
-    def __init__(self, conn: Connection, book: FeedRecord, rate: float, seed: int) -> None:
-        spec = next(m for m in DEFAULT_MARKETS if m.market_code == TRADING_MARKET)
+    def __init__(
+        self,
+        conn: Connection,
+        book: FeedRecord,
+        rate: float,
+        seed: int,
+        tick: Decimal,
+        lot: Decimal,
+    ) -> None:
         self.conn = conn
         self.book = book
         self.rate = rate
-        self.tick = spec.tick_size
-        self.lot = spec.qty_increment
+        self.tick = tick
+        self.lot = lot
         self.rng = random.Random(seed)
         self.issued: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
@@ -359,6 +381,26 @@ def _slope(samples: list[dict[str, float]], name: str) -> float | None:
     return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True)) / spread
 
 
+def rss_slope(samples: list[dict[str, float]], measured_for: float) -> dict[str, Any]:
+    """The goal's figure: least-squares RSS slope (MiB/min) over the last two thirds of the run.
+
+    The window is by time: every sample taken at or after a third of ``measured_for``.
+    """
+    start = measured_for / 3
+    window = [s for s in samples if s["t"] >= start]
+    slope = _slope(window, "rss_mb")
+    return {
+        "from_min": start / 60,
+        "to_min": (window[-1]["t"] if window else measured_for) / 60,
+        "minutes": measured_for / 60,
+        "samples": len(window),
+        "slope_mib_per_min": slope,
+        "limit": RSS_SLOPE_LIMIT,
+        "below_limit": slope is not None and slope < RSS_SLOPE_LIMIT,
+        "long_enough": measured_for >= 3600,
+    }
+
+
 def default_limits(args: argparse.Namespace, *, capacity: float) -> dict[str, Limit]:
     """The growth tolerances and caps (``capacity``: the feeds' total buffer size)."""
     return {
@@ -377,6 +419,9 @@ def recheck(args: argparse.Namespace) -> dict[str, Any]:
     limits = default_limits(args, capacity=capacity)
     limits = {name: limit for name, limit in limits.items() if name in document["samples"][0]}
     document["checks"] = growth_checks(document["samples"], limits)
+    document["rss_slope"] = rss_slope(
+        document["samples"], document.get("measured_for", document["duration"])
+    )
     document["passed"] = not document["problems"] and all(
         check["ok"] for check in document["checks"].values()
     )
@@ -460,7 +505,14 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
                 feed = await stack.enter_async_context(conn.subscribe(channel, backfill=backfill))
                 nursery.start_soon(consume, feed, record)
             book = next(r for r in records if r.channel == f"depthL25:{TRADING_MARKET}")
-            trader = Trader(conn, book, args.orders_per_s, args.seed)
+            trader = Trader(
+                conn,
+                book,
+                args.orders_per_s,
+                args.seed,
+                Decimal(info["tick"]),
+                Decimal(info["lot"]),
+            )
             started = trio.current_time()
             nursery.start_soon(sampler, conn, args.sample_every, started, samples)
             async with trio.open_nursery() as requests:
@@ -496,6 +548,7 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
                 "measured_for": trio.current_time() - started,
                 "faults": truth["faults"],
                 "checks": growth_checks(samples, default_limits(args, capacity=8192)),
+                "rss_slope": rss_slope(samples, trio.current_time() - started),
                 "problems": [log_crash],
                 "figures": {"faults applied": len(truth["faults"]), "samples": len(samples)},
                 "passed": False,
@@ -533,6 +586,7 @@ async def _soak(args: argparse.Namespace, pipe: Pipe) -> dict[str, Any]:
             "measured_for": end - started,
             "faults": faults,
             "checks": checks,
+            "rss_slope": rss_slope(samples, end - started),
             "problems": problems,
             "figures": {
                 "faults applied": len(faults),
@@ -575,6 +629,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration < 3 * args.sample_every or args.fault_every <= 0:
         parser.error("need at least three samples and a positive --fault-every")
     wall = time.perf_counter()
+    if not args.recheck:
+        from harness import pin
+
+        pin("client")
     document = recheck(args) if args.recheck else trio.run(soak, args)
     write(args.out, document)
     verdict = "PASS" if document["passed"] else "FAIL"
@@ -584,6 +642,15 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:<9} middle {check['middle']:10.1f}  last {check['last']:10.1f}  "
             f"growth {check['growth']:+9.1f} (allowed {check['allowed']:.1f})  "
             f"max {check['max']:.1f} (cap {check['cap']:.0f})  {'ok' if check['ok'] else 'FAIL'}"
+        )
+    slope = document.get("rss_slope") or {}
+    if slope.get("slope_mib_per_min") is not None:
+        print(
+            f"  RSS slope over the last two thirds (min {slope['from_min']:.1f} to "
+            f"{slope['to_min']:.1f}, {slope['samples']} samples): "
+            f"{slope['slope_mib_per_min']:+.4f} MiB/min (goal < {slope['limit']:g} over 60 min: "
+            f"{'below' if slope['below_limit'] else 'ABOVE'}"
+            f"{'' if slope['long_enough'] else '; this run is shorter than 60 min'})"
         )
     for problem in document["problems"]:
         print(f"  problem: {problem}")
