@@ -74,6 +74,7 @@ from flexconn._outbox_types import (
     same,
 )
 from flexconn.errors import (
+    ExchangeError,
     OrderAlreadyClosed,
     OrderNotApplied,
     OrderOutcomeUnknown,
@@ -123,6 +124,11 @@ _GIVEN_KEPT: Final = 100_000
 _CLOSED_KEPT: Final = 10_000
 #: Amend closes waiting for their replacement's OrderOpened.
 _AMENDING_KEPT: Final = 1_000
+#: Orders whose written-but-unexplained requests are remembered, and how many per order.
+_ZOMBIE_ORDERS_KEPT: Final = 1_000
+_ZOMBIES_PER_ORDER: Final = 256
+#: Unanswered requests per order on one socket that replies are matched against, in order.
+_AWAITING_PER_ORDER: Final = 4096
 #: Bytes reserved for an epoch-millisecond timestamp (13 digits until the year 2286).
 _STAMP_DIGITS: Final = 13
 _STAMP_FIELD: Final = ',"timestamp":'
@@ -258,6 +264,22 @@ class _Replacement:
         return self.opened.timestamp
 
 
+def _fits(ticket: Ticket, notice: object) -> bool:
+    """Whether a notice's fields could be the effect of ``ticket`` (the kind is matched
+    before: cancels for cancel notices, modifies for modify notices)."""
+    request = ticket.request
+    if not isinstance(request, ModifyOrder):
+        return True
+    if isinstance(notice, OrderModified):
+        return fits_in_place(request, notice)
+    if isinstance(notice, _Replacement):
+        return fits_replacement(request, notice.opened)
+    if isinstance(notice, OrderFailureNotice):
+        data = notice.data
+        return _loosely(data.price, request.price) and _loosely(data.quantity, request.quantity)
+    return True
+
+
 def _stamp_of(notice: object) -> int | None:
     stamp = getattr(notice, "timestamp", None)
     return stamp if isinstance(stamp, int) else None
@@ -291,6 +313,19 @@ class OutboxCore:
         self._retired_tags: OrderedDict[str, None] = OrderedDict()
         self._closed: OrderedDict[int, ClosedOrder] = OrderedDict()
         self._amending: OrderedDict[tuple[str, int | None], OrderClosed] = OrderedDict()
+        # Orders a modify opened (they carry their original's client order id, so their
+        # notices prove nothing about the placement's order id).
+        self._replacements: OrderedDict[int, None] = OrderedDict()
+        # Cancels and modifies that were written but settled without knowing their effect
+        # (unknown, or answered at acceptance): the exchange may still act on them, so their
+        # orders' notices could be theirs.
+        self._zombies: OrderedDict[int, list[Ticket]] = OrderedDict()
+        # Cancels and modifies written on the current socket and not answered yet, settled or
+        # not, per order in the order written: the socket answers them in that order, so a late
+        # reply to a settled one is never taken for another's.
+        self._awaiting: dict[tuple[OrderAction, int], list[Ticket]] = {}
+        # Every cancel and modify written per order (bounded), for the lookups' rival check.
+        self._history: OrderedDict[int, list[Ticket]] = OrderedDict()
         self._backoff = config.rate_limit_backoff
         #: No command may leave before this trio time (a ``20007`` backoff).
         self.hold_until = float("-inf")
@@ -472,6 +507,12 @@ class OutboxCore:
             ticket.reply = None
             self._index(ticket)
             self._sent.append(ticket)
+            order_id = ticket.order_id
+            if order_id is not None:
+                waiting = self._awaiting.setdefault((action, order_id), [])
+                waiting.append(ticket)
+                del waiting[:-_AWAITING_PER_ORDER]
+                self._remember_request(order_id, ticket)
         self._by_tag[tag_text] = list(picked)
         self._commands_sent += 1
         self._orders_sent += len(picked)
@@ -571,6 +612,9 @@ class OutboxCore:
             # after a lookup, a duplicate) is still ours; anything else is someone else's.
             tag = reply.tag
             return (tag is not None and (tag in self._by_tag or tag in self._retired_tags), [])
+        self._answered(ticket)
+        if ticket.state is TicketState.DONE:
+            return True, []  # a late reply to a request settled meanwhile
         if reply.submitted:
             self._backoff = self.config.rate_limit_backoff
             return True, self._accepted(ticket, reply)
@@ -649,11 +693,11 @@ class OutboxCore:
                     return found
             elif action is not OrderAction.PLACE and data.order_id is not None:
                 # Several requests may target one order: the oldest unanswered one the echo fits
-                # (one socket answers in the order it was written).
+                # (one socket answers in the order it was written), settled or not.
                 group = [
                     found
-                    for found in self._by_oid.get((action, data.order_id), ())
-                    if self._replyable(found) and tag in (None, found.tag)
+                    for found in self._awaiting.get((action, data.order_id), ())
+                    if found.session == self.session and tag in (None, found.tag)
                 ]
                 fitting = [found for found in group if _consistent(found, data)]
                 if fitting or group:
@@ -665,6 +709,29 @@ class OutboxCore:
             if found.action is action and self._replyable(found) and _consistent(found, data):
                 return found
         return None
+
+    def _answered(self, ticket: Ticket) -> None:
+        order_id = ticket.order_id
+        if order_id is None:
+            return
+        key = (ticket.action, order_id)
+        waiting = self._awaiting.get(key)
+        if waiting is not None and ticket in waiting:
+            waiting.remove(ticket)
+            if not waiting:
+                del self._awaiting[key]
+
+    def _remember_request(self, order_id: int, ticket: Ticket) -> None:
+        group = [
+            other
+            for other in self._history.pop(order_id, [])
+            if not isinstance(other.outcome, ExchangeError | OrderNotApplied)  # did nothing
+        ]
+        if ticket not in group:
+            group.append(ticket)
+        self._history[order_id] = group[-_ZOMBIES_PER_ORDER:]
+        if len(self._history) > _ZOMBIE_ORDERS_KEPT:
+            self._history.popitem(last=False)
 
     def _replyable(self, ticket: Ticket) -> bool:
         # Only the current socket answers, once; UNKNOWN tickets of it (a late reply) still count.
@@ -706,7 +773,15 @@ class OutboxCore:
             return
         if not isinstance(notice, OrderOpened | OrderModified | OrderMatched | OrderClosed):
             return
-        self._placement(notice, woken)
+        amended = None
+        if isinstance(notice, OrderOpened):
+            amended = self._amending.pop((notice.market_code, notice.client_order_id), None)
+            if amended is not None and amended.order_id != notice.order_id:
+                self._replacements[notice.order_id] = None
+                if len(self._replacements) > _CLOSED_KEPT:
+                    self._replacements.popitem(last=False)
+        if notice.order_id not in self._replacements:
+            self._placement(notice, woken)
         if isinstance(notice, OrderClosed):
             self._remember_close(notice.order_id, notice.status, notice.timestamp)
             if notice.status is OrderStatus.CANCELED_BY_USER:
@@ -720,10 +795,8 @@ class OutboxCore:
                 self._remember_close(notice.order_id, OrderStatus.FILLED, notice.timestamp)
         elif isinstance(notice, OrderModified):
             self._modified(notice, woken)
-        else:
-            closed = self._amending.pop((notice.market_code, notice.client_order_id), None)
-            if closed is not None and closed.order_id != notice.order_id:
-                self._replaced(_Replacement(closed=closed, opened=notice), woken)
+        elif amended is not None and amended.order_id != notice.order_id:
+            self._replaced(_Replacement(closed=amended, opened=notice), woken)
 
     def _reattribute(self, proof: object, woken: list[Ticket]) -> None:
         """Hand a request's proof on after the exchange refused that request."""
@@ -737,41 +810,31 @@ class OutboxCore:
             self._replaced(proof, woken)
 
     def _cancelled(self, notice: OrderClosed, woken: list[Ticket]) -> None:
-        self._attribute(
-            OrderAction.CANCEL,
-            notice.order_id,
-            notice,
-            lambda _t: True,
-            lambda t: CancelAck(
-                order=_cancel_of(t),
+        def confirmed(ticket: Ticket) -> Outcome:
+            return CancelAck(
+                order=_cancel_of(ticket),
                 client_order_id=notice.client_order_id,
                 source=AckSource.ORDER_CHANNEL,
-            ),
-            woken,
-        )
+            )
+
+        self._attribute(OrderAction.CANCEL, notice.order_id, notice, confirmed, woken)
 
     def _modified(self, notice: OrderModified, woken: list[Ticket]) -> None:
-        self._attribute(
-            OrderAction.MODIFY,
-            notice.order_id,
-            notice,
-            lambda t: fits_in_place(_modify_of(t), notice),
-            lambda t: ModifyAck(order=_modify_of(t), source=AckSource.ORDER_CHANNEL),
-            woken,
-        )
+        def confirmed(ticket: Ticket) -> Outcome:
+            return ModifyAck(order=_modify_of(ticket), source=AckSource.ORDER_CHANNEL)
+
+        self._attribute(OrderAction.MODIFY, notice.order_id, notice, confirmed, woken)
 
     def _replaced(self, replacement: _Replacement, woken: list[Ticket]) -> None:
-        opened = replacement.opened
-        self._attribute(
-            OrderAction.MODIFY,
-            replacement.closed.order_id,
-            replacement,
-            lambda t: fits_replacement(_modify_of(t), opened),
-            lambda t: ModifyAck(
-                order=_modify_of(t), replaced_by=opened.order_id, source=AckSource.ORDER_CHANNEL
-            ),
-            woken,
-        )
+        def confirmed(ticket: Ticket) -> Outcome:
+            return ModifyAck(
+                order=_modify_of(ticket),
+                replaced_by=replacement.opened.order_id,
+                source=AckSource.ORDER_CHANNEL,
+            )
+
+        order_id = replacement.closed.order_id
+        self._attribute(OrderAction.MODIFY, order_id, replacement, confirmed, woken)
 
     def _placement(
         self, event: OrderOpened | OrderModified | OrderMatched | OrderClosed, woken: list[Ticket]
@@ -790,6 +853,7 @@ class OutboxCore:
             return
         request = ticket.request
         assert isinstance(request, LimitOrder | MarketOrder | StopLimitOrder)
+        # A modify's replacement keeps the client order id; the placement has the lowest id.
         ack = PlaceAck(order=request, order_id=event.order_id, source=AckSource.ORDER_CHANNEL)
         self._prove(ticket, ack, event, woken)
 
@@ -799,14 +863,6 @@ class OutboxCore:
         assert order_id is not None
         known = self._closed.get(order_id)
         reason = known.status if known is not None else None
-
-        def fits(ticket: Ticket) -> bool:
-            request = ticket.request
-            if isinstance(request, ModifyOrder):
-                return _loosely(data.price, request.price) and _loosely(
-                    data.quantity, request.quantity
-                )
-            return True
 
         def refuted(ticket: Ticket) -> Outcome:
             what = "cancel" if notice.action is OrderAction.CANCEL else "modify"
@@ -818,55 +874,97 @@ class OutboxCore:
                 code=notice.code or _ALREADY_CLOSED,
             )
 
-        self._attribute(notice.action, order_id, notice, fits, refuted, woken)
+        self._attribute(notice.action, order_id, notice, refuted, woken)
 
     def _attribute(
         self,
         action: OrderAction,
         order_id: int,
         notice: object,
-        fits: Callable[[Ticket], bool],
         make: Callable[[Ticket], Outcome],
         woken: list[Ticket],
     ) -> None:
         """Settle the request ``notice`` proves: the oldest outstanding one of ``action`` on
-        ``order_id`` it fits; ambiguous across sockets, each possible producer is unknown."""
-        stamp = _stamp_of(notice)
-        margin = self.config.clock_skew_margin_ms
+        ``order_id`` it could be; ambiguous (requests on several sockets, or one settled without
+        knowing its effect), each possible producer is unknown."""
+        could_be = self._could_be
         candidates = [
             ticket
             for ticket in self._by_oid.get((action, order_id), ())
-            if ticket.outstanding
-            and ticket.proof is None
-            and fits(ticket)
-            and not (stamp is not None and stamp < ticket.sent_ms - margin)
-            and not (
-                stamp is not None
-                and ticket.stamp_ms is not None
-                and ticket.window_ms is not None
-                and stamp > ticket.stamp_ms + ticket.window_ms
-            )
+            if ticket.outstanding and ticket.proof is None and could_be(ticket, notice)
+        ]
+        rivals = [
+            ticket
+            for ticket in self._zombies.get(order_id, ())
+            if ticket.action is action and could_be(ticket, notice)
         ]
         if not candidates:
+            if len(rivals) == 1:
+                self._zombies[order_id].remove(rivals[0])  # explained: it did this
+            if rivals and isinstance(notice, OrderClosed | _Replacement):
+                self._claim(order_id)  # one of ours closed it, so no later request did
             return
         candidates.sort(key=lambda t: t.seq)
         heads: dict[int | None, Ticket] = {}
         for ticket in candidates:
             heads.setdefault(ticket.session, ticket)
-        if len(heads) > 1:
+        if len(heads) > 1 or rivals:
             for ticket in heads.values():
                 unknown = OrderOutcomeUnknown(
                     f"{ticket.action.value} of order {order_id}: the exchange's notice could "
-                    f"belong to it or to a request sent on another connection"
+                    f"belong to it or to another request on the order written on another "
+                    f"connection or settled without its effect"
                 )
                 ticket.proof = notice
                 if self._finish(ticket, unknown):
                     woken.append(ticket)
             return
         head = candidates[0]
-        if isinstance(notice, OrderClosed | _Replacement):
-            self._claim(order_id)
+        if head.state is TicketState.UNKNOWN and head.reply is None and len(candidates) > 1:
+            # Its reply was lost: it may have been refused, and the notice a later one's.
+            unknown = OrderOutcomeUnknown(
+                f"{head.action.value} of order {order_id}: its reply was lost, and the order's "
+                f"notice could be a later request's"
+            )
+            head.proof = notice
+            if self._finish(head, unknown):
+                woken.append(head)
+            return
         self._prove(head, make(head), notice, woken)
+
+    def _could_be(self, ticket: Ticket, notice: object) -> bool:
+        """Whether ``ticket`` could have produced ``notice``: its fields fit, it was written
+        before the exchange stamped the notice, and its window was still open then."""
+        if not _fits(ticket, notice):
+            return False
+        stamp = _stamp_of(notice)
+        if stamp is None:
+            return True
+        if stamp < ticket.sent_ms - self.config.clock_skew_margin_ms:
+            return False
+        window = ticket.window_ms
+        return not (
+            ticket.stamp_ms is not None and window is not None and stamp > ticket.stamp_ms + window
+        )
+
+    def _contested(self, ticket: Ticket) -> bool:
+        """Whether the notice lent to ``ticket`` (whose reply never came: it may have been
+        refused) could be another request's."""
+        order_id = ticket.order_id
+        proof = ticket.proof
+        if order_id is None or proof is None:
+            return False
+        live = any(
+            other is not ticket
+            and other.outstanding
+            and other.proof is None
+            and self._could_be(other, proof)
+            for other in self._by_oid.get((ticket.action, order_id), ())
+        )
+        return live or any(
+            other is not ticket and other.action is ticket.action and self._could_be(other, proof)
+            for other in self._zombies.get(order_id, ())
+        )
 
     def _prove(self, ticket: Ticket, outcome: Outcome, notice: object, woken: list[Ticket]) -> None:
         ticket.evidence = outcome
@@ -896,15 +994,27 @@ class OutboxCore:
         return self._closed.get(order_id)
 
     def others_on(self, ticket: Ticket) -> bool:
-        """Whether another outstanding cancel or modify targets ``ticket``'s order."""
+        """Whether another request of ours on ``ticket``'s order could have changed it since
+        ``ticket`` was written: one outstanding, settled without knowing its effect, or settled
+        with an effect not proved to predate it (a refused or not-applied one did nothing)."""
         order_id = ticket.order_id
         if order_id is None:
             return False
-        return any(
-            other is not ticket and other.outstanding
-            for action in (OrderAction.CANCEL, OrderAction.MODIFY)
-            for other in self._by_oid.get((action, order_id), ())
-        )
+        since = ticket.sent_ms - self.config.clock_skew_margin_ms
+        for other in self._history.get(order_id, ()):
+            if other is ticket or other.attempts == 0:
+                continue
+            outcome = other.outcome
+            if other.outstanding or other.state is TicketState.QUEUED:
+                return True
+            if isinstance(outcome, ExchangeError | OrderNotApplied):
+                continue
+            if isinstance(outcome, CancelAck | ModifyAck) and outcome.confirmed:
+                stamp = _stamp_of(other.proof)
+                if stamp is not None and stamp < since:
+                    continue
+            return True
+        return False
 
     # -- deadlines and drops -------------------------------------------------------------------
 
@@ -951,6 +1061,7 @@ class OutboxCore:
             for ticket in list(pool):
                 self._drop_from_tag(ticket)
         self._amending.clear()
+        self._awaiting.clear()
         self.session += 1
         return resolved
 
@@ -965,6 +1076,11 @@ class OutboxCore:
         if ticket.evidence is not None:
             reply = ticket.reply
             outcome = ticket.evidence
+            if reply is None and ticket.action is not OrderAction.PLACE and self._contested(ticket):
+                outcome = OrderOutcomeUnknown(
+                    f"{ticket.action.value} of order {ticket.order_id}: its reply was lost, and "
+                    f"the order's notice could be another request's"
+                )
             return self._finish(ticket, _with_reply(outcome, reply) if reply else outcome)
         return False
 
@@ -980,32 +1096,52 @@ class OutboxCore:
         A lookup that proved a request closed its order claims that close, so no later request
         on the order can be credited with it.
         """
-        if not self._finish(ticket, outcome):
-            return False
-        order_id = ticket.order_id
-        if order_id is not None:
-            closed: OrderStatus | None = None
-            if isinstance(outcome, CancelAck) and outcome.confirmed:
-                closed = OrderStatus.CANCELED_BY_USER
-            elif isinstance(outcome, ModifyAck) and outcome.replaced_by is not None:
-                closed = OrderStatus.CANCELED_BY_AMEND
-            if closed is not None:
-                known = self._closed.get(order_id)
-                stamp = known.timestamp if known is not None else ticket.sent_ms
-                self._remember_close(order_id, closed, stamp)
-                self._claim(order_id)
-        return True
+        return self._finish(ticket, outcome)
 
     def _finish(self, ticket: Ticket, outcome: Outcome) -> bool:
         if ticket.state is TicketState.DONE:
             return False
         if ticket.state is TicketState.UNKNOWN:
             self._reconciled += 1
+        unexplained = isinstance(outcome, OrderOutcomeUnknown) or (
+            isinstance(outcome, CancelAck | ModifyAck) and not outcome.confirmed
+        )
+        if ticket.outstanding and unexplained:
+            self._bury(ticket)
+        self._claim_close(ticket, outcome)
         self._unindex(ticket)
         self._unknown.pop(ticket.seq, None)
         ticket.state = TicketState.DONE
         ticket.outcome = outcome
         return True
+
+    def _claim_close(self, ticket: Ticket, outcome: Outcome) -> None:
+        """A request proved to have closed its order claims that close: no later request on
+        the order can be credited with it."""
+        order_id = ticket.order_id
+        closed: OrderStatus | None = None
+        if isinstance(outcome, CancelAck) and outcome.confirmed:
+            closed = OrderStatus.CANCELED_BY_USER
+        elif isinstance(outcome, ModifyAck) and outcome.replaced_by is not None:
+            closed = OrderStatus.CANCELED_BY_AMEND
+        if order_id is None or closed is None:
+            return
+        known = self._closed.get(order_id)
+        stamp = _stamp_of(ticket.proof)
+        if stamp is None:
+            stamp = known.timestamp if known is not None else ticket.sent_ms
+        self._remember_close(order_id, closed, stamp)
+        self._claim(order_id)
+
+    def _bury(self, ticket: Ticket) -> None:
+        order_id = ticket.order_id
+        if order_id is None:
+            return
+        group = self._zombies.pop(order_id, [])
+        group.append(ticket)
+        self._zombies[order_id] = group[-_ZOMBIES_PER_ORDER:]
+        if len(self._zombies) > _ZOMBIE_ORDERS_KEPT:
+            self._zombies.popitem(last=False)
 
     def close(self, reason: str) -> list[Ticket]:
         """The connection has ended: settle every ticket. Returns them."""

@@ -205,6 +205,55 @@ def _fits_record(request: ModifyOrder, record: OrderRecord) -> bool:
     )
 
 
+def _modify_open(
+    ticket: Ticket,
+    request: ModifyOrder,
+    current: RestOpenOrder,
+    provable: bool,
+    others: bool,
+    margin_ms: int,
+) -> Verdict:
+    """A modify whose order is still open: no queue-changing modify applied to it (that closes
+    the order); an in-place one left the requested open quantity and touched the order."""
+    order_id = request.order_id
+    keeps_queue = same(request.side, current.side) and same(request.price, current.price)
+    touched = current.last_modified
+    # Changed since it was written (not its placement, no fill: a modify did it).
+    touched_since = (
+        touched is not None
+        and touched > current.order_created
+        and touched >= ticket.sent_ms - margin_ms
+        and current.quantity == current.remaining_quantity
+    )
+    matches = keeps_queue and same(request.quantity, current.remaining_quantity)
+    if ticket.reply is not None or (matches and touched_since):
+        # Processed with the order still open (accepted, or the order changed to the request
+        # after it was written): it applied in place, unless another request could have.
+        if others:
+            return KeepLooking(f"order {order_id} changed; another request on it may have")
+        return ModifyAck(order=request, source=AckSource.REST, reply=ticket.reply)
+    if not provable:
+        return KeepLooking(f"order {order_id} is unchanged while the recvWindow may be open")
+    if not keeps_queue or (
+        request.quantity is not None and current.remaining_quantity > request.quantity
+    ):
+        return OrderNotApplied(
+            f"order {order_id} is unchanged and the modify's recvWindow has closed: not "
+            f"modified (and no longer can be)",
+            sent=True,
+        )
+    if matches and touched is not None:
+        return OrderNotApplied(
+            f"order {order_id} was last changed before the modify was written and its "
+            f"recvWindow has closed: not modified (and no longer can be)",
+            sent=True,
+        )
+    return OrderOutcomeUnknown(
+        f"order {order_id} is open with the requested quantity or less: modified and then "
+        f"filled, or never modified"
+    )
+
+
 def modify_outcome(
     ticket: Ticket,
     *,
@@ -218,7 +267,8 @@ def modify_outcome(
     """What a modify of unknown outcome did.
 
     While its order is open, no queue-changing modify can have applied to it (that closes the
-    order), and an in-place one leaves the requested open quantity (fills only lower it). Once
+    order), and an in-place one leaves the requested open quantity (fills only lower it) and
+    moves the order's ``lastModified`` past the moment it was written. Once
     the order is closed by an amend, an open or closed record with its client order id and a
     higher order id is the replacement, which proves this modify only when no other request on
     the order is outstanding and it was not claimed by one already.
@@ -233,26 +283,7 @@ def modify_outcome(
     accepted = ticket.reply is not None
     current = next((o for o in open_orders if o.order_id == order_id), None)
     if current is not None:
-        keeps_queue = same(request.side, current.side) and same(request.price, current.price)
-        if (keeps_queue and same(request.quantity, current.remaining_quantity)) or accepted:
-            # Accepted with the order still open: it can only have applied in place.
-            if others:
-                return KeepLooking(f"order {order_id} is open; another request on it is pending")
-            return ModifyAck(order=request, source=AckSource.REST, reply=ticket.reply)
-        if not provable:
-            return KeepLooking(f"order {order_id} is unchanged while the recvWindow may be open")
-        if not keeps_queue or (
-            request.quantity is not None and current.remaining_quantity > request.quantity
-        ):
-            return OrderNotApplied(
-                f"order {order_id} is unchanged and the modify's recvWindow has closed: not "
-                f"modified (and no longer can be)",
-                sent=True,
-            )
-        return OrderOutcomeUnknown(
-            f"order {order_id} has less open than the modify asked: modified and then filled, "
-            f"or never modified"
-        )
+        return _modify_open(ticket, request, current, provable, others, margin_ms)
     record = _record(order_id, records)
     if record is None and known is None:
         if provable and not accepted:

@@ -823,8 +823,18 @@ def test_cancel_outcome(final: bool) -> None:
 def test_modify_outcome(provable: bool) -> None:
     ticket = sent_ticket(MODIFY, ModifyOrder(MARKET, 40, quantity=D("0.001")))
     in_place = rest_open(40, remaining_quantity=D("0.001"), quantity=D("0.001"))
-    done = modify_outcome(ticket, open_orders=[in_place], records=[], provable=provable)
+    # Changed to the request after it was written: it was this modify (no other on the order).
+    touched = attrs.evolve(in_place, last_modified=WALL + 200)
+    done = modify_outcome(ticket, open_orders=[touched], records=[], provable=provable)
     assert isinstance(done, ModifyAck) and done.replaced_by is None
+    shared = modify_outcome(
+        ticket, open_orders=[touched], records=[], provable=provable, others=True
+    )
+    assert isinstance(shared, KeepLooking)
+    # Already so before it was written: not this modify's doing.
+    untouched = attrs.evolve(in_place, last_modified=WALL - 5000)
+    stale = modify_outcome(ticket, open_orders=[untouched], records=[], provable=provable)
+    assert isinstance(stale, OrderNotApplied if provable else KeepLooking)
     unchanged = modify_outcome(ticket, open_orders=[rest_open(40)], records=[], provable=provable)
     # No trace proves "not applied" only once the window has provably closed.
     assert isinstance(unchanged, OrderNotApplied if provable else KeepLooking)

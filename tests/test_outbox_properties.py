@@ -24,8 +24,7 @@ from flexconn.errors import (
     OrderNotApplied,
     OrderOutcomeUnknown,
 )
-from flexconn.models.enums import OrderStatus
-from flexconn.models.enums import Side
+from flexconn.models.enums import OrderStatus, Side
 from flexconn.models.orders import CancelOrder, LimitOrder
 from flexconn.outbox import CancelAck, ModifyAck, OutboxConfig, PlaceAck
 from flexconn.rest import RestClient
