@@ -615,12 +615,12 @@ class Outbox:
                 margin_ms=margin,
             )
         since = ticket.sent_ms - self.config.lookup_margin_ms
-        ack = place_outcome(ticket, open_orders=snapshot)
-        if ack is None:
-            history = await rest.orders(
-                market_code=market, client_order_id=ticket.client_order_id, start_time=since
-            )
-            ack = place_outcome(ticket, records=history.data)
+        # The history too when the open orders show it: a modify may have replaced the
+        # placement (the replacement keeps the client order id; the placement's id is lowest).
+        history = await rest.orders(
+            market_code=market, client_order_id=ticket.client_order_id, start_time=since
+        )
+        ack = place_outcome(ticket, open_orders=snapshot, records=history.data)
         if ack is None:
             trades = await rest.trades(market, start_time=since)
             ack = place_outcome(ticket, trades=trades.data)

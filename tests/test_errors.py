@@ -58,3 +58,15 @@ def test_validation_error_names_the_field() -> None:
     assert exc.field == "tag"
     assert isinstance(exc, errors.LocalProtocolError)
     assert str(exc) == "tag: at most 32 characters"
+
+
+def test_order_already_closed_is_an_order_not_found_error_with_the_close_reason() -> None:
+    from flexconn.models.enums import OrderStatus
+
+    exc = errors.OrderAlreadyClosed(42, OrderStatus.FILLED)
+    assert isinstance(exc, errors.OrderNotFoundError)
+    assert isinstance(exc, errors.ExchangeError)
+    assert (exc.order_id, exc.close_reason, exc.code) == (42, OrderStatus.FILLED, "100004")
+    assert str(exc) == "[100004] order 42 was already closed (FILLED)"
+    unknown = errors.OrderAlreadyClosed(7, None, "gone", code=None)
+    assert unknown.close_reason is None and str(unknown) == "gone"
