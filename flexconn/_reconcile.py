@@ -242,7 +242,7 @@ def _modify_open(
             f"modified (and no longer can be)",
             sent=True,
         )
-    if matches and touched is not None:
+    if matches and touched is not None and touched < ticket.sent_ms - margin_ms:
         return OrderNotApplied(
             f"order {order_id} was last changed before the modify was written and its "
             f"recvWindow has closed: not modified (and no longer can be)",
@@ -300,8 +300,12 @@ def modify_outcome(
     sent_after = closed_at is not None and closed_at < ticket.sent_ms - margin_ms
     if reason is OrderStatus.CANCELED_BY_AMEND or (reason is None and successors):
         reason = OrderStatus.CANCELED_BY_AMEND
-        if (known is not None and known.claimed) or sent_after:
+        if sent_after:
             return _already_closed(order_id, reason, "modify")
+        if known is not None and known.claimed:
+            # Another modify replaced it: this one found it closed, or changed it in place
+            # just before.
+            return KeepLooking(f"order {order_id} was replaced by another request")
         if others:
             return KeepLooking(f"order {order_id} was replaced; another request on it is pending")
         if successors and _fits_record(request, successors[0]):

@@ -854,7 +854,12 @@ def test_modify_outcome(provable: bool) -> None:
     assert isinstance(shared, KeepLooking)
     claimed = ClosedOrder(status=OrderStatus.CANCELED_BY_AMEND, timestamp=WALL + 1, claimed=True)
     other = modify_outcome(moved, open_orders=[], records=records, provable=provable, known=claimed)
-    assert isinstance(other, OrderAlreadyClosed)
+    assert isinstance(other, KeepLooking)  # replaced by another: this one may have come first
+    before = attrs.evolve(claimed, timestamp=WALL - 5000)
+    late = modify_outcome(
+        moved, open_orders=[], records=records, provable=provable, known=before, margin_ms=1000
+    )
+    assert isinstance(late, OrderAlreadyClosed)
     # Closed otherwise: a price change would have closed it by amend, so it never applied.
     gone = modify_outcome(moved, open_orders=[], records=records[:1], provable=provable)
     assert isinstance(gone, OrderAlreadyClosed) and gone.close_reason is None

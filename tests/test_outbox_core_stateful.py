@@ -179,8 +179,15 @@ class OutboxMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def submit_cancels_or_modifies(self, data: st.DataObject) -> None:
-        known = sorted(self.orders) or [1]
-        order_id = data.draw(st.sampled_from([*known, 1]))
+        # Orders the client knows of (its own acknowledgements), and one the exchange does not.
+        known: set[int] = set()
+        for ticket in self.tickets:
+            outcome = ticket.outcome
+            if isinstance(outcome, PlaceAck):
+                known.add(outcome.order_id)
+            elif isinstance(outcome, ModifyAck) and outcome.replaced_by is not None:
+                known.add(outcome.replaced_by)
+        order_id = data.draw(st.sampled_from([*sorted(known), 1]))
         kind = data.draw(st.sampled_from(["cancel", "shrink", "reprice"]))
         count = data.draw(st.integers(1, 3))  # several requests on one order at once
         confirm = data.draw(st.booleans()) or kind != "cancel"
