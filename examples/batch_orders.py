@@ -14,6 +14,7 @@ from flexconn import (
     FlexconnError,
     LimitOrder,
     ModifyOrder,
+    OrderAlreadyClosed,
     PlaceAck,
     RestClient,
     Side,
@@ -39,23 +40,31 @@ async def trade(ws_url: str, rest_url: str, credentials: Credentials) -> None:
                 print(f"refused: {type(outcome).__name__}: {outcome}")
             else:
                 print(f"placed {outcome.order_id} (client order id {outcome.client_order_id})")
-        ids = [o.order_id for o in outcomes if isinstance(o, PlaceAck) and o.order_id is not None]
+        ids = [o.order_id for o in outcomes if isinstance(o, PlaceAck)]
 
-        # A price change replaces an order (new id); a smaller quantity keeps it.
+        # A price change replaces an order (the ack names the new id); a smaller quantity keeps
+        # it. Each ack returns once the order channel confirmed the change.
         changes = [
             ModifyOrder(MARKET, ids[0], price=Decimal(48_500)),
             ModifyOrder(MARKET, ids[1], quantity=SIZE / 2),
         ]
         for ack in await conn.modify_many(changes):
-            print(
-                f"modified: {ack}" if isinstance(ack, FlexconnError) else f"modified {ack.order_id}"
-            )
+            if isinstance(ack, FlexconnError):
+                print(f"modify refused: {type(ack).__name__}: {ack}")
+            elif ack.replaced_by is not None:
+                print(f"modified {ack.order_id}: replaced by {ack.replaced_by}")
+            else:
+                print(f"modified {ack.order_id} in place")
 
-        # Concurrent single calls leave together in one command when they meet in the queue.
+        # Concurrent single calls leave together in one command when they meet in the queue. A
+        # cancel returns once the order is closed; an order that filled first raises.
         cancelled: list[int] = []
 
         async def cancel(order_id: int) -> None:
-            cancelled.append((await conn.cancel(MARKET, order_id)).order_id)
+            try:
+                cancelled.append((await conn.cancel(MARKET, order_id)).order_id)
+            except OrderAlreadyClosed as exc:
+                print(f"order {order_id} was already closed: {exc.close_reason}")
 
         async with trio.open_nursery() as nursery:
             for order_id in ids[1:]:  # these kept their ids

@@ -28,9 +28,8 @@ async def trade(ws_url: str, rest_url: str, credentials: Credentials) -> None:
         ack = await conn.place(order)
         print(f"placed order {ack.order_id} at {order.price}")
 
-        if ack.order_id is not None:  # None only if the exchange's reply left it out
-            await conn.cancel(MARKET, ack.order_id)
-            print(f"cancelled order {ack.order_id}")
+        await conn.cancel(MARKET, ack.order_id)  # returns once the order is closed
+        print(f"cancelled order {ack.order_id}")
 
 
 async def main() -> None:

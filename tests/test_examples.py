@@ -52,7 +52,8 @@ def test_batch_orders_reports_one_outcome_per_order() -> None:
     lines = run_example("batch_orders.py")
     assert [line.split()[0] for line in lines[:3]] == ["placed"] * 3
     assert lines[3].startswith("refused: PriceBoundError: [710003]")
-    assert [line.split()[0] for line in lines[4:6]] == ["modified"] * 2
+    assert lines[4].startswith("modified ") and ": replaced by " in lines[4]
+    assert lines[5].startswith("modified ") and lines[5].endswith(" in place")
     assert lines[6:] == ["cancelled 2 orders", "cancel 42: OrderNotFoundError"]
 
 
