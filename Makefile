@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest docs demo bench clean
+.PHONY: install test test-fast test-slow lint typecheck pytest docs demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,19 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy tests/conftest.py
 
+# The suite waits on sockets and clocks far more than it computes, so it runs in parallel even on
+# 2 cores; the slow tests (see tests/conftest.py) start first.
+PYTEST_WORKERS ?= 4
+
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+# Everything but the long real-time runs (for quick iterations), and those runs alone.
+test-fast: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m slow
 
 # The documentation site (into site/); --strict turns any warning, a broken reference above
 # all, into a failure.

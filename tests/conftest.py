@@ -3,6 +3,10 @@
 ``transport``: every WebSocket transport implementation, one test run per transport. A test that
 opens connections takes the fixture and passes it on (``open_connection(url,
 transport=transport)``), so one test body checks that both behave identically.
+
+Tests marked ``slow`` (long real-time runs: the soak smoke, the chaos proxy scenario, live
+terminal views) are collected first, so that under ``pytest -n`` they start at once and the
+rest of the suite runs beside them instead of after them.
 """
 
 from __future__ import annotations
@@ -23,3 +27,8 @@ def transport(request: pytest.FixtureRequest) -> TransportFactory:
     """A transport factory; the test runs once per implementation."""
     factory: TransportFactory = request.param
     return factory
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the slow tests first (a stable sort keeps the rest in their order)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

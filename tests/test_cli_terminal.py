@@ -6,6 +6,7 @@ so it cannot touch a developer's sessions.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +21,14 @@ import pytest
 SCRIPT = Path(sys.executable).with_name("flexconn")
 MARKET = "BTC-USD-SWAP-LIN"
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+# Real terminals in real time: among the slow tests. In CI a missing tmux is a failure (.ci/run
+# installs it), never a skip.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("tmux") is None and not os.environ.get("CI"), reason="tmux is not installed"
+    ),
+]
 
 
 class Terminal:

@@ -27,6 +27,7 @@ DURATION = 90
 FAULT_EVERY = 10
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(DURATION + 90)
 def test_soak_smoke_run_passes_its_own_checks(tmp_path: Path) -> None:
     out = tmp_path / "soak"

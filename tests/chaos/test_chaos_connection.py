@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+import pytest
 import trio
 
 from chaos.helpers import (
@@ -226,6 +227,7 @@ async def settled_truth(sim: Simulator, conn: Connection) -> Truth:
     )
 
 
+@pytest.mark.slow  # real time through the TCP chaos proxy
 async def test_trading_and_feeds_survive_a_seeded_fault_schedule(
     transport: TransportFactory, chaos_seed: int
 ) -> None:
