@@ -422,3 +422,48 @@ async def test_modifies_cut_off_by_a_drop_are_looked_up_without_lending(
             else:
                 assert isinstance(outcome, OrderOutcomeUnknown | OrderAlreadyClosed), outcome
         assert not (isinstance(second, ModifyAck) and second.replaced_by is not None)
+
+
+def all_tasks() -> set[trio.lowlevel.Task]:
+    found: set[trio.lowlevel.Task] = set()
+    stack = [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        if task is None:
+            continue
+        found.add(task)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return found
+
+
+async def test_closing_the_connection_ends_lookups_waiting_for_a_window(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
+    before = all_tasks()
+    results: list[object] = []
+    config = OutboxConfig(recv_window_ms=20_000)
+    async with (
+        trio.open_nursery() as outer,
+        trading(sim, heartbeat=QUICK_HEARTBEAT, outbox=config) as conn,
+    ):
+        assert sim.faults.stall(60.0) == 1
+
+        async def place() -> None:
+            results.append(await outcome_of(conn.place(bid())))
+
+        outer.start_soon(place)
+        # The socket is given up and the connection is back; the lookup found nothing and
+        # waits for the 20 s window to close. Then the block exits.
+        await wait_until(lambda: conn.stats().reconnects == 1)
+        await trio.sleep(1)
+        assert conn.outbox_stats().unknown == 1 and not results
+    (outcome,) = results
+    assert isinstance(outcome, OrderOutcomeUnknown), outcome
+    # The simulator still serves the stalled socket; the client left nothing behind.
+    leaked = [
+        t.name
+        for t in all_tasks() - before
+        if not t.name.startswith(("flexconn.sim", "trio.", "hypercorn"))
+    ]
+    assert not leaked, leaked
