@@ -30,25 +30,28 @@ The state machine of a session is linear and every step has a timeout::
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import random
 import ssl
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 import attrs
 import trio
 
+from flexconn._backfill import TradeBackfill, backfill_trades
+from flexconn._groups import collapsed, unwrapped
+from flexconn._livebooks import BookKeeping, DeferredDepth, LiveOrderBook, keep_book
 from flexconn._socket import DisconnectReason, SocketClosed
+from flexconn._subscriptions import Blocked, Fanout, Subscription
 from flexconn.auth import Credentials
 from flexconn.book import InvalidationReason, OrderBook
-from flexconn.channels import ALL, Channel
+from flexconn.channels import Channel
 from flexconn.channels import order as order_channel
 from flexconn.config import (
     DEFAULT_HEARTBEAT,
@@ -74,14 +77,12 @@ from flexconn.errors import (
     SubscriptionError,
     TransportError,
 )
-from flexconn.feeds import Deferred, Feed, FeedStatistics, StreamRestarted
+from flexconn.feeds import Feed, FeedStatistics, StreamRestarted
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import DepthLevel, Side
-from flexconn.models.market import DepthUpdate, Trade, TradeUpdate
 from flexconn.models.notices import CancelAllNotice, OrderFailureNotice, OrderUpdate
 from flexconn.models.orders import CancelOrder, ModifyOrder, OrderSpec
 from flexconn.models.replies import Greeting, OrderReply
-from flexconn.models.rest import PublicTrade as RestPublicTrade
 from flexconn.orders import OpenOrders
 from flexconn.outbox import (
     DEFAULT_OUTBOX,
@@ -230,89 +231,14 @@ class _Fatal(Exception):
         self.error = error
 
 
-@contextmanager
-def _unwrapped() -> Iterator[None]:
-    """Re-raise a lone exception out of the ExceptionGroup a nursery wraps it in."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-@contextmanager
-def _one_session_failure() -> Iterator[None]:
+def _one_session_failure() -> AbstractContextManager[None]:
     """Collapse the failures of one socket's tasks into the one error that ends the session.
 
     When a socket dies, its reader and its heartbeat may both fail at once; either error tells
     the supervisor the same thing. A fatal error wins; otherwise the first flexconn error stands
     for the group. Anything that is not a flexconn error keeps the group intact.
     """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        fatal = [leaf for leaf in leaves if isinstance(leaf, _Fatal)]
-        if fatal:
-            raise fatal[0] from None
-        if all(isinstance(leaf, FlexconnError) for leaf in leaves):
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
-class _Subscription:
-    """One exchange channel and the consumers sharing it."""
-
-    def __init__(self, channel: Channel[Any]) -> None:
-        self.channel = channel
-        self.feeds: list[Feed[Any]] = []
-        self.acked = False
-        self.ever_acked = False
-        # Kept by the connection itself (the order channel behind ``conn.orders``): it stays
-        # subscribed when its last consumer leaves.
-        self.internal = False
-        # Trade backfill: where to fetch missed trades, what was last seen, and live updates held
-        # back while a backfill runs so that delivery stays in trade order without duplicates.
-        self.backfill: TradeBackfill | None = None
-        self.last_trade_time: int | None = None
-        self.seen_trade_ids: deque[int] = deque(maxlen=4096)
-        self.held: list[Any] | None = None
-        # A wildcard channel (``ticker:all``) carries one item per market or asset: its feeds
-        # conflate per routed key, never across keys.
-        self.wildcard = channel.selector == ALL
-        # The newest message of each key of a channel whose messages each carry the whole state
-        # (books, tickers...), handed to a consumer who joins an existing subscription.
-        self.latest: dict[str, Any] = {}
-
-    def remember_trades(self, update: TradeUpdate) -> TradeUpdate | None:
-        """Record ``update``'s trades; return it without already-seen trades (None if empty)."""
-        seen = set(self.seen_trade_ids)
-        fresh = tuple(t for t in update.data if t.trade_id not in seen)
-        for trade in fresh:
-            self.seen_trade_ids.append(trade.trade_id)
-            if self.last_trade_time is None or trade.timestamp > self.last_trade_time:
-                self.last_trade_time = trade.timestamp
-        if not fresh:
-            return None
-        return update if len(fresh) == len(update.data) else attrs.evolve(update, data=fresh)
-
-
-class TradeBackfill(Protocol):
-    """What trade backfill needs: :class:`flexconn.rest.RestClient` provides it."""
-
-    def iter_public_trades(
-        self, market_code: str, *, start_time: int, end_time: int
-    ) -> AsyncIterator[RestPublicTrade]: ...
+    return collapsed(prefer=_Fatal, among=FlexconnError)
 
 
 class Connection:
@@ -354,14 +280,14 @@ class Connection:
         self._ws: Transport | None = None
         self._send_lock = trio.Lock()
         self._tags = itertools.count(1)
-        self._subs: dict[str, _Subscription] = {}
+        self._fanout = Fanout(on_unused=self._unused)
+        self._subs = self._fanout.subs
         self._waiters: dict[str, _Waiter] = {}
         self._events: list[Feed[ConnectionEvent]] = []
         self._cancel_scope = trio.CancelScope()
         self._bucket = self._new_bucket()
         self._connect_stamps: list[float] = []
         self._last_inbound = 0.0
-        self._delivering = False
         self._pong = trio.Event()
         self._failure: FlexconnError | None = None
         self._session_connected = False
@@ -371,7 +297,7 @@ class Connection:
         self._drop_reported = False
         self._ever_connected = False
         self._disconnect_reasons: dict[DisconnectReason, int] = {}
-        self._books: list[_BookKeeping] = []
+        self._books: list[BookKeeping] = []
         self._outbox = Outbox(
             config=outbox,
             send=self.send_raw,
@@ -381,9 +307,8 @@ class Connection:
             wall_ms=self._wall_ms,
         )
         if credentials is not None:
-            orders = _Subscription(order_channel())
+            orders, _ = self._fanout.get_or_add(order_channel())
             orders.internal = True
-            self._subs[orders.channel.wire] = orders
         self._counters = dict.fromkeys(
             (
                 "frames_in",
@@ -603,26 +528,20 @@ class Connection:
         policy = policy or (Backpressure.LATEST if channel.conflatable else Backpressure.BLOCK)
         if capacity is None:
             capacity = 1 if policy is Backpressure.LATEST else 1024
-        wildcard = channel.selector == ALL
+        if backfill is not None and channel.name != "trade":
+            raise ValueError("backfill is only available for trade channels")
+        key = channel.wire
+        sub, first = self._fanout.get_or_add(channel)
         feed: Feed[T] = Feed(
-            channel.wire,
+            key,
             policy=policy,
             capacity=capacity,
-            on_close=self._detach,
-            keyed=wildcard,
+            on_close=self._fanout.detach,
+            keyed=sub.wildcard,
         )
-        key = channel.wire
-        sub = self._subs.get(key)
-        first = sub is None
-        if sub is None:
-            sub = self._subs[key] = _Subscription(channel)
         if backfill is not None:
-            if channel.name != "trade":
-                raise ValueError("backfill is only available for trade channels")
             sub.backfill = backfill
-        sub.feeds.append(feed)
-        for item_key, latest in sub.latest.items():
-            feed.put_nowait(latest, item_key or None)
+        self._fanout.attach(sub, feed)
         try:
             if first and self._state is ConnectionState.CONNECTED:
                 try:
@@ -684,59 +603,27 @@ class Connection:
         live = LiveOrderBook(OrderBook(market_code, levels=levels))
         channel = channels.depth(market_code, level)
         async with self.subscribe(channel) as feed, trio.open_nursery() as nursery:
-            keeping = _BookKeeping(live, feed, channel)
+            keeping = BookKeeping(live, feed, channel)
             self._books.append(keeping)
             try:
-                nursery.start_soon(self._keep_book, keeping)
+                nursery.start_soon(
+                    partial(
+                        keep_book,
+                        keeping,
+                        invalidate=self._invalidate_book,
+                        resubscribe=self._resubscribe_book,
+                    )
+                )
                 yield live
             finally:
                 self._books.remove(keeping)
                 nursery.cancel_scope.cancel()
 
-    async def _keep_book(self, keeping: _BookKeeping) -> None:
-        live, feed = keeping.live, keeping.feed
-        checksum_failures = stale = 0
-        while True:
-            # Take each item with ``receive_nowait`` right after waiting, so that no checkpoint
-            # separates taking a snapshot from applying it: a drop meanwhile (which empties the
-            # feed and invalidates the book) can never be undone by a snapshot from before it.
-            await feed.wait_ready()
-            try:
-                message = feed.receive_nowait()
-            except trio.WouldBlock:
-                continue
-            except trio.EndOfChannel:
-                return
-            if isinstance(message, StreamRestarted):
-                continue  # the drop invalidated the book when it happened
-            for snapshot in message.data:
-                check = live.book.apply(snapshot)
-                if check.accepted:
-                    checksum_failures = stale = 0
-                elif check.problem == "checksum":
-                    checksum_failures += 1
-                    self._invalidate_book(  # (``apply`` already marked it, keeping its levels)
-                        keeping,
-                        InvalidationReason.CHECKSUM_MISMATCH,
-                        f"seqNum {snapshot.seq_num}",
-                        mark=False,
-                    )
-                else:
-                    stale += 1
-            if stale >= 3:
-                self._invalidate_book(
-                    keeping,
-                    InvalidationReason.SEQUENCE_GAP,
-                    f"seqNum {live.book.seq_num} repeated or went backwards {stale} times",
-                )
-            live.changed()
-            if checksum_failures >= 3 or stale >= 3:
-                checksum_failures = stale = 0
-                if self._state is ConnectionState.CONNECTED:
-                    await self._resubscribe_book(keeping)
-
-    async def _resubscribe_book(self, keeping: _BookKeeping) -> None:
-        """Unsubscribe and subscribe a book's channel again; the book is invalid meanwhile."""
+    async def _resubscribe_book(self, keeping: BookKeeping) -> None:
+        """Unsubscribe and subscribe a book's channel again; the book is invalid meanwhile
+        (nothing to do unless connected: the reconnect resubscribes every channel)."""
+        if self._state is not ConnectionState.CONNECTED:
+            return
         wire = keeping.channel.wire
         log.warning("%s: snapshots cannot be trusted, resubscribing", wire)
         self._invalidate_book(keeping, InvalidationReason.RESUBSCRIBED, "resubscribing")
@@ -751,7 +638,7 @@ class Connection:
 
     def _invalidate_book(
         self,
-        keeping: _BookKeeping,
+        keeping: BookKeeping,
         reason: InvalidationReason,
         detail: str = "",
         *,
@@ -780,7 +667,7 @@ class Connection:
 
     def stats(self) -> ConnectionStatistics:
         now = trio.current_time()
-        feeds = tuple(f.statistics() for sub in self._subs.values() for f in sub.feeds)
+        feeds = tuple(f.statistics() for f in self._fanout.feeds())
         ages = {s.channel: now - s.last_item_at for s in feeds if s.last_item_at is not None}
         c = self._counters
         return ConnectionStatistics(
@@ -862,9 +749,8 @@ class Connection:
             self._set_state(ConnectionState.CLOSED)
             self._ws = None
             self._outbox.close(str(self._failure) if self._failure else "the connection closed")
-            for sub in self._subs.values():
-                for feed in sub.feeds:
-                    feed.end(self._failure)
+            for feed in self._fanout.feeds():
+                feed.end(self._failure)
             for feed in self._events:
                 feed.end()
 
@@ -980,7 +866,14 @@ class Connection:
                 self._session_nursery.start_soon(self._outbox.run_session)
         for sub in backfills:
             if self._session_nursery is not None:
-                self._session_nursery.start_soon(self._backfill_trades, sub)
+                self._session_nursery.start_soon(
+                    partial(
+                        backfill_trades,
+                        sub,
+                        deliver=self._fanout.deliver,
+                        failed=self._backfill_failed,
+                    )
+                )
 
     async def _login(self, credentials: Credentials) -> None:
         tag = next(self._tags)
@@ -1010,7 +903,7 @@ class Connection:
                         sub.acked = sub.ever_acked = True
                 except ExchangeError as exc:
                     errors.append(SubscriptionError(exc.code, f"{key}: {exc.message}"))
-                    self._drop_subscription(key, errors[-1])
+                    self._fanout.drop(key, errors[-1])
         if errors and raise_errors:
             raise errors[0]
 
@@ -1028,26 +921,15 @@ class Connection:
                 log.info("unsubscribe from %s failed: %s", key, exc)
         self._waiters.pop(f"unsubscribe:{key}", None)
 
-    def _detach(self, feed: Feed[Any]) -> None:
-        sub = self._subs.get(feed.channel)
-        if sub is None or feed not in sub.feeds:
-            return
-        sub.feeds.remove(feed)
-        if not sub.feeds and not sub.internal:
-            del self._subs[feed.channel]
-            if self._state is ConnectionState.CONNECTED and sub.acked:
-                self._spawn_unsubscribe(feed.channel)
+    def _unused(self, key: str, sub: Subscription) -> None:
+        """A channel's last consumer left: unsubscribe (when it is live on this socket)."""
+        if self._state is ConnectionState.CONNECTED and sub.acked:
+            self._spawn_unsubscribe(key)
 
     def _spawn_unsubscribe(self, key: str) -> None:
         nursery = self._session_nursery
         if nursery is not None:
             nursery.start_soon(self._unsubscribe_now, key)
-
-    def _drop_subscription(self, key: str, error: FlexconnError) -> None:
-        sub = self._subs.pop(key, None)
-        if sub is not None:
-            for feed in sub.feeds:
-                feed.end(error)
 
     def _socket_lost(self, exc: BaseException) -> None:
         """The socket is considered dead: ``exc`` is the first error of its tasks (or the
@@ -1060,8 +942,7 @@ class Connection:
         if isinstance(exc, TransportError | RemoteProtocolError | ExchangeError):
             self._report_drop(exc)
             self._set_state(ConnectionState.RECONNECTING, str(exc) or type(exc).__name__)
-        for sub in self._subs.values():
-            sub.latest.clear()
+        self._fanout.forget_latest()
         for keeping in list(self._books):
             keeping.feed.discard_data()
             self._invalidate_book(keeping, InvalidationReason.DISCONNECTED, str(exc))
@@ -1092,7 +973,8 @@ class Connection:
         # Everything else is decoded here.
         receive = ws.receive
         counters = self._counters
-        subs = self._subs
+        fanout = self._fanout
+        subs = fanout.subs
         while True:
             frame = await receive()
             self._last_inbound = trio.current_time()
@@ -1100,11 +982,11 @@ class Connection:
             counters["bytes_in"] += len(frame)
             key = peek_depth_key(frame)
             if key is not None:
-                sub = subs.get(key) or subs.get(self._depth_variant(key))
+                sub = subs.get(key) or subs.get(fanout.depth_variant(key))
                 if sub is not None and sub.held is None:
-                    deferred = _DeferredDepth(self, frame, key)
-                    if not self._offer(sub, deferred, key):
-                        await self._deliver(sub, deferred, key)
+                    deferred = DeferredDepth(self._malformed, frame, key)
+                    if not fanout.offer(sub, deferred, key):
+                        await fanout.deliver(sub, deferred, key)
                     continue
             try:
                 message = decode(frame)
@@ -1114,7 +996,7 @@ class Connection:
             blocked = self._dispatch(message)
             if blocked:
                 for sub, item, item_key in blocked:
-                    await self._deliver(sub, item, item_key)
+                    await fanout.deliver(sub, item, item_key)
 
     def _malformed(self, exc: RemoteProtocolError) -> None:
         """Count and report a frame that could not be decoded (the connection goes on)."""
@@ -1126,7 +1008,7 @@ class Connection:
             )
         )
 
-    def _dispatch(self, message: object) -> list[tuple[_Subscription, object, str]] | None:
+    def _dispatch(self, message: object) -> Blocked | None:
         """Route one decoded message; returns the deliveries that must wait for a full
         ``BLOCK`` feed (the reader awaits them in order), if any.
 
@@ -1152,26 +1034,7 @@ class Connection:
             self._counters["unknown"] += 1
             self._emit(ConnectionEvent(kind=ConnectionEventKind.UNKNOWN_MESSAGE, payload=message))
             return None
-        blocked: list[tuple[_Subscription, object, str]] | None = None
-        for key, item in routed:
-            if isinstance(item, DepthUpdate) and key not in self._subs:
-                key = self._depth_variant(key)
-            for wildcard in routing.subscription_keys(key):
-                sub = self._subs.get(wildcard)
-                if sub is None:
-                    continue
-                if sub.held is not None:
-                    sub.held.append(item)
-                    continue
-                if isinstance(item, TradeUpdate) and sub.backfill is not None:
-                    item = sub.remember_trades(item)
-                    if item is None:
-                        continue
-                if blocked is None and self._offer(sub, item, key):
-                    continue
-                blocked = blocked or []
-                blocked.append((sub, item, key))
-        return blocked
+        return self._fanout.route(routed)
 
     def _resolve(self, key: str, error: ExchangeError | None, message: object) -> None:
         """Hand a reply to the command waiting for it."""
@@ -1192,80 +1055,8 @@ class Connection:
             ConnectionEvent(kind=ConnectionEventKind.UNSOLICITED_REPLY, detail=key, payload=message)
         )
 
-    def _depth_variant(self, key: str) -> str:
-        """The depth subscription a depth frame belongs to when its table does not name one.
-
-        The document lists the table of every depth variant as ``depth``; a server that sends it
-        so for a ``depthL25`` subscription is still understood.
-        """
-        for candidate in _depth_candidates(key):
-            if candidate in self._subs:
-                return candidate
-        return key
-
-    def _offer(self, sub: _Subscription, item: object, key: str) -> bool:
-        """Deliver ``item`` if every feed takes it at once (no ``BLOCK`` feed is full), without
-        the cost of a coroutine; returns whether it did (if not, nothing was delivered).
-
-        ``key`` is the item's routed key (``ticker:BTC-USD``): a wildcard subscription's feeds
-        conflate per key, and keep the newest item of each key for late joiners.
-        """
-        feeds = sub.feeds
-        for feed in feeds:
-            if feed.policy is Backpressure.BLOCK and not feed.has_room():
-                return False
-        if sub.channel.conflatable:
-            sub.latest[key if sub.wildcard else ""] = item
-        for feed in feeds:
-            feed.put_nowait(item, key)
-        return True
-
-    async def _deliver(self, sub: _Subscription, item: object, key: str = "") -> None:
-        if sub.channel.conflatable:
-            sub.latest[key if sub.wildcard else ""] = item
-        for feed in list(sub.feeds):
-            if not feed.put_nowait(item, key):
-                self._delivering = True
-                try:
-                    await feed.put(item, key)
-                finally:
-                    self._delivering = False
-
-    async def _backfill_trades(self, sub: _Subscription) -> None:
-        """Deliver the trades missed while disconnected, then the live ones held meanwhile."""
-        assert sub.backfill is not None and sub.held is not None
-        market = sub.channel.selector
-        start = sub.last_trade_time
-        try:
-            if start is not None:
-                missed: list[Trade] = []
-                async for trade in sub.backfill.iter_public_trades(
-                    market, start_time=start, end_time=_now_ms()
-                ):
-                    missed.append(
-                        Trade(
-                            market_code=market,
-                            trade_id=trade.match_id,
-                            price=trade.match_price,
-                            quantity=trade.match_quantity,
-                            side=trade.side,
-                            timestamp=trade.match_timestamp,
-                        )
-                    )
-                update = sub.remember_trades(TradeUpdate(data=tuple(missed)))
-                if update is not None:
-                    await self._deliver(sub, update)
-        except FlexconnError as exc:
-            log.warning("trade backfill for %s failed: %s", market, exc)
-            self._emit(
-                ConnectionEvent(kind=ConnectionEventKind.BACKFILL_FAILED, detail=f"{market}: {exc}")
-            )
-        finally:
-            held, sub.held = sub.held, None
-            for item in held:
-                fresh = sub.remember_trades(item)
-                if fresh is not None:
-                    await self._deliver(sub, fresh)
+    def _backfill_failed(self, detail: str) -> None:
+        self._emit(ConnectionEvent(kind=ConnectionEventKind.BACKFILL_FAILED, detail=detail))
 
     async def _heartbeat_loop(self, ws: Transport) -> None:
         hb = self._heartbeat
@@ -1280,7 +1071,7 @@ class Connection:
                     await self.send_raw("ping")
                     await self._pong.wait()
                 continue
-            if self._last_inbound >= sent_at or self._delivering:
+            if self._last_inbound >= sent_at or self._fanout.delivering:
                 continue
             raise HeartbeatTimeout(
                 f"no pong or other traffic within {hb.timeout:g}s of a ping: presumed dead"
@@ -1323,81 +1114,6 @@ class Connection:
     def _emit(self, event: ConnectionEvent) -> None:
         for feed in self._events:
             feed.put_nowait(event)
-
-
-@functools.lru_cache(maxsize=1024)
-def _depth_candidates(key: str) -> tuple[str, ...]:
-    """The subscription keys of every depth variant of ``key``'s market, in level order."""
-    market = key.partition(":")[2]
-    return tuple(f"{level.value}:{market}" for level in DepthLevel)
-
-
-class _DeferredDepth(Deferred):
-    """A depth frame routed on :func:`~flexconn.protocol.decode.peek_depth_key`, decoded when a
-    consumer first takes it (a malformed one is then reported as if the reader had found it)."""
-
-    __slots__ = ("_conn", "_frame", "_key", "_message")
-
-    def __init__(self, conn: Connection, frame: str, key: str) -> None:
-        self._conn: Connection | None = conn
-        self._frame = frame
-        self._key = key
-        self._message: DepthUpdate | None = None
-
-    def resolve(self) -> DepthUpdate | None:
-        conn = self._conn
-        if conn is None:  # resolved before, by this feed or another one
-            return self._message
-        self._conn = None
-        try:
-            message = decode(self._frame)
-        except RemoteProtocolError as exc:
-            conn._malformed(exc)
-            return None
-        if (
-            not isinstance(message, DepthUpdate)
-            or len(message.data) != 1
-            or f"{message.level.value}:{message.data[0].market_code}" != self._key
-        ):
-            conn._malformed(
-                RemoteProtocolError(
-                    f"a frame that read as a {self._key} snapshot is something else", self._frame
-                )
-            )
-            return None
-        self._message = message
-        return message
-
-
-class LiveOrderBook:
-    """A local order book that a connection keeps current; read it any time.
-
-    ``book`` is the :class:`~flexconn.book.OrderBook` (``bids``, ``asks``, ``valid``,
-    ``invalid_reason``...); :meth:`wait_updated` waits for the next snapshot or invalidation.
-    ``book.valid`` is false from the moment the connection's socket is considered dead until
-    the first snapshot of the resubscription (see :meth:`Connection.order_book`).
-    """
-
-    def __init__(self, book: OrderBook) -> None:
-        self.book = book
-        self._updated = trio.Event()
-
-    def changed(self) -> None:
-        self._updated.set()
-        self._updated = trio.Event()
-
-    async def wait_updated(self) -> None:
-        """Wait until the book next changes (a snapshot applied or the book invalidated)."""
-        await self._updated.wait()
-
-
-@attrs.define(eq=False)
-class _BookKeeping:
-    """A live book the connection keeps, with the feed and channel it is kept from."""
-
-    live: LiveOrderBook
-    feed: Feed[DepthUpdate]
-    channel: Channel[DepthUpdate]
 
 
 def _disconnect_reason(exc: FlexconnError, *, opened: bool) -> tuple[DisconnectReason, int | None]:
@@ -1509,7 +1225,7 @@ async def open_connection(
         ValueError: an insecure ``ws://`` URL to a remote host without ``allow_insecure``.
     """
     check_url(url, allow_insecure=allow_insecure)
-    with _unwrapped():
+    with unwrapped():
         async with trio.open_nursery() as nursery:
             conn = await connect(
                 nursery,
@@ -1571,7 +1287,7 @@ async def connect(
     )
     # Order lookups that must wait for a window to close outlive a session, not the caller.
     conn._outbox.attach(nursery)
-    with _unwrapped():
+    with unwrapped():
         await nursery.start(_run, conn)
     return conn
 

@@ -32,13 +32,15 @@ import random
 import socket
 import struct
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, suppress
 from enum import StrEnum
 from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import trio
+
+from flexconn._groups import unwrapped
 
 __all__ = [
     "DEFAULT_MIX",
@@ -589,26 +591,6 @@ class ChaosProxy:
             yield piece, rng.uniform(0.0, fault.max_pause) if offset < len(data) else 0.0
 
 
-@contextmanager
-def _unwrapped() -> Iterator[None]:
-    """Re-raise a lone exception out of the ExceptionGroup a nursery wraps it in."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
 async def serve_chaos_proxy(
     target_host: str,
     target_port: int,
@@ -635,7 +617,7 @@ async def serve_chaos_proxy(
     """
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()
-    with _unwrapped():
+    with unwrapped():
         async with trio.open_nursery() as nursery:
             proxy = ChaosProxy(
                 target_host,
@@ -677,7 +659,7 @@ async def open_chaos_proxy(
                 async with open_connection(proxy.url(sim.ws_url)) as conn:
                     proxy.reset()
     """
-    with _unwrapped():
+    with unwrapped():
         async with trio.open_nursery() as nursery:
             proxy: ChaosProxy = await nursery.start(
                 partial(

@@ -19,6 +19,7 @@ import attrs
 import trio
 import trio.lowlevel
 
+from flexconn._groups import sole
 from flexconn.sim.exchange import ApiKey, SimExchange
 from flexconn.sim.faults import Faults
 from flexconn.sim.markets import DEFAULT_MARKETS, MarketSpec
@@ -201,17 +202,7 @@ async def serve(
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        only = _sole(group)
+        only = sole(group)
         if only is None:
             raise
         raise only from only.__cause__
-
-
-def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception inside (possibly nested) single-member groups, else ``None``."""
-    inner: BaseException = group
-    while isinstance(inner, BaseExceptionGroup):
-        if len(inner.exceptions) != 1:
-            return None
-        inner = inner.exceptions[0]
-    return inner
