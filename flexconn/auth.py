@@ -19,19 +19,21 @@ REST: the message is six components joined by ``"\\n"``::
                when there is neither, Body is the empty string (so the message ends in ``"\\n"``).
 
 Signing the exact bytes on the wire (rather than re-encoding parameters) is what lets the server
-verify without knowing how the client ordered or quoted them.
+verify without knowing how the client ordered or quoted them. The HMAC and the login signature
+are the protocol's (:mod:`flexconn.protocol.signing`); the simulator's verifiers are in
+:mod:`flexconn.sim.signatures`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import attrs
+
+from flexconn.protocol.signing import WS_LOGIN_SUFFIX, ws_login_signature
+from flexconn.protocol.signing import hmac_sha256_b64 as _hmac_b64
 
 __all__ = [
     "WS_LOGIN_SUFFIX",
@@ -43,14 +45,9 @@ __all__ = [
     "rest_headers",
     "rest_message",
     "rest_signature",
-    "verify_rest_signature",
-    "verify_ws_login",
     "ws_login_data",
     "ws_login_signature",
 ]
-
-#: What the WebSocket login signs after the millisecond timestamp.
-WS_LOGIN_SUFFIX = "GET/auth/self/verify"
 
 _REST_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
@@ -74,21 +71,7 @@ class Credentials:
     api_secret: str = attrs.field(validator=_nonempty, repr=False)
 
 
-def _hmac_b64(secret: str, message: str) -> str:
-    digest = hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _same(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
-
-
 # --- WebSocket login -------------------------------------------------------------------------
-
-
-def ws_login_signature(api_secret: str, timestamp_ms: int | str) -> str:
-    """The login ``signature``: Base64 of HMAC-SHA256 over ``timestamp + WS_LOGIN_SUFFIX``."""
-    return _hmac_b64(api_secret, f"{timestamp_ms}{WS_LOGIN_SUFFIX}")
 
 
 def ws_login_data(
@@ -110,11 +93,6 @@ def ws_login_data(
         "timestamp": ts,
         "signature": ws_login_signature(credentials.api_secret, ts),
     }
-
-
-def verify_ws_login(api_secret: str, timestamp: str, signature: str) -> bool:
-    """Whether ``signature`` is the login signature of ``timestamp`` (constant-time compare)."""
-    return _same(ws_login_signature(api_secret, timestamp), signature)
 
 
 # --- REST ------------------------------------------------------------------------------------
@@ -194,24 +172,6 @@ def rest_headers(
         ),
         "Nonce": str(nonce),
     }
-
-
-def verify_rest_signature(
-    api_secret: str,
-    signature: str,
-    *,
-    timestamp: str,
-    nonce: str,
-    verb: str,
-    host: str,
-    path: str,
-    body: str = "",
-) -> bool:
-    """Whether ``signature`` signs this request (constant-time compare); the simulator's check."""
-    expected = rest_signature(
-        api_secret, timestamp=timestamp, nonce=nonce, verb=verb, host=host, path=path, body=body
-    )
-    return _same(expected, signature)
 
 
 class NonceGenerator:

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 import attrs
 
+from flexconn._codec import plain_decimal as _text
 from flexconn.models.market import DepthSnapshot, PriceLevel
 
 __all__ = ["BookCheck", "InvalidationReason", "OrderBook", "depth_checksum"]
@@ -45,13 +46,6 @@ class InvalidationReason(StrEnum):
     RESUBSCRIBED = "resubscribed"
     #: No snapshot yet (a new book).
     NO_SNAPSHOT = "no_snapshot"
-
-
-def _text(value: Decimal) -> str:
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def depth_checksum(bids: Sequence[PriceLevel], asks: Sequence[PriceLevel]) -> int:

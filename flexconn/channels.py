@@ -14,12 +14,10 @@ and its wire form has no colon), and every market's items arrive on it.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import attrs
 
-from flexconn.errors import ValidationError
 from flexconn.models.account import BalanceUpdate, PositionUpdate
 from flexconn.models.enums import CandleGranularity, DepthLevel
 from flexconn.models.liquidation import LIQUIDATION_RFQ, LiquidationRFQUpdate
@@ -31,6 +29,14 @@ from flexconn.models.market import (
     TradeUpdate,
 )
 from flexconn.models.notices import CancelAllNotice, OrderFailureNotice, OrderUpdate
+from flexconn.protocol.channel_names import (
+    ALL,
+    BARE_CHANNELS,
+    PRIVATE_CHANNELS,
+    WILDCARD_CHANNELS,
+    check_channel,
+    parse_key,
+)
 
 __all__ = [
     "ALL",
@@ -53,23 +59,11 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The selector meaning "every market / asset".
-ALL: Final = "all"
-
 #: What an ``order`` subscription yields: channel frames plus the order notices sent as events.
 OrderMessage: TypeAlias = OrderUpdate | OrderFailureNotice | CancelAllNotice
-
-#: Channels that need an authenticated connection.
-PRIVATE_CHANNELS: Final = frozenset({"balance", "position", "order"})
-#: Channels with an ``<name>:all`` subscription.
-WILDCARD_CHANNELS: Final = frozenset({"ticker", "market", "balance", "position", "order"})
-#: Channels subscribed by their bare name, without ``:<selector>``.
-BARE_CHANNELS: Final = frozenset({LIQUIDATION_RFQ})
 # Channels whose every message supersedes the previous one, so a slow consumer may skip to the
 # newest (depth snapshots, tickers, current candles, market data).
 _CONFLATABLE_PREFIXES: Final = ("depth", "futures/depth", "ticker", "candles", "market")
-
-_SELECTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 _FIXED: Final[dict[str, tuple[type[Any], ...]]] = {
     "trade": (TradeUpdate,),
@@ -84,24 +78,8 @@ _FIXED: Final[dict[str, tuple[type[Any], ...]]] = {
 }
 
 
-def _message_types(name: str, field: str) -> tuple[type[Any], ...]:
-    types = _FIXED.get(name)
-    if types is None:
-        raise ValidationError(field, f"unknown channel {name!r}")
-    return types
-
-
-def _check_selector(name: str, selector: str, field: str) -> None:
-    if name in BARE_CHANNELS:
-        if selector:
-            raise ValidationError(field, f"channel {name!r} takes no market or 'all'")
-        return
-    if selector == ALL:
-        if name not in WILDCARD_CHANNELS:
-            raise ValidationError(field, f"channel {name!r} needs a market code, not 'all'")
-        return
-    if not isinstance(selector, str) or not _SELECTOR.fullmatch(selector):
-        raise ValidationError(field, f"invalid market code or asset {selector!r}")
+# The channel grammar (names, selectors, ALL and the channel sets) is the protocol's
+# (flexconn.protocol.channel_names); this module adds what each of its CHANNEL_NAMES yields.
 
 
 @attrs.frozen
@@ -129,16 +107,8 @@ class Channel(Generic[T]):
         Raises:
             ValidationError: not a channel the exchange serves, or a malformed selector.
         """
-        if not isinstance(text, str):
-            raise ValidationError(field, f"a channel is a string, got {type(text).__name__}")
-        name, sep, selector = text.partition(":")
-        if not sep and name not in BARE_CHANNELS:
-            raise ValidationError(field, f"{text!r} is not '<channel>:<market or all>'")
-        if sep and name in BARE_CHANNELS:
-            raise ValidationError(field, f"channel {name!r} takes no market: subscribe to {name!r}")
-        types = _message_types(name, field)
-        _check_selector(name, selector, field)
-        return cls(name, selector, types)
+        name, selector = parse_key(text, field=field)
+        return cls(name, selector, _FIXED[name])
 
     @property
     def wire(self) -> str:
@@ -160,9 +130,8 @@ class Channel(Generic[T]):
 
 
 def _make(name: str, selector: str) -> Channel[Any]:
-    types = _message_types(name, "channel")
-    _check_selector(name, selector, "channel")
-    return Channel(name, selector, types)
+    check_channel(name, selector, "channel")
+    return Channel(name, selector, _FIXED[name])
 
 
 def depth(market: str, level: DepthLevel = DepthLevel.FULL) -> Channel[DepthUpdate]:

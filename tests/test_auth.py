@@ -22,11 +22,10 @@ from flexconn.auth import (
     rest_headers,
     rest_message,
     rest_signature,
-    verify_rest_signature,
-    verify_ws_login,
     ws_login_data,
     ws_login_signature,
 )
+from flexconn.sim.signatures import verify_rest_signature, verify_ws_login
 
 SECRET = "s3cr3t-DO-NOT-SHOW"
 CREDS = Credentials("key-123", SECRET)

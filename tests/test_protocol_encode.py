@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flexconn import channels
-from flexconn.auth import Credentials, verify_ws_login
+from flexconn.auth import Credentials
 from flexconn.errors import RemoteProtocolError, ValidationError
 from flexconn.models import (
     CancelOrder,
@@ -38,12 +38,13 @@ from flexconn.models import (
 from flexconn.protocol import (
     MAX_BATCH_SIZE,
     MAX_MESSAGE_LENGTH,
-    decode_request,
     encode,
     message_length,
     validate_order,
 )
 from flexconn.protocol.routing import login_request, subscribe_request, unsubscribe_request
+from flexconn.sim.server_codec import decode_request
+from flexconn.sim.signatures import verify_ws_login
 
 D = Decimal
 BTC = "BTC-USD-SWAP-LIN"

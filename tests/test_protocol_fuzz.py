@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from flexconn.errors import RemoteProtocolError
 from flexconn.models import Greeting, Pong, UnknownMessage
-from flexconn.protocol import decode, decode_request
+from flexconn.protocol import decode
+from flexconn.sim.server_codec import decode_request
 
 FRAMES = sorted((Path(__file__).parent / "frames").glob("*.json"))
 REAL = [case["frame"] for path in FRAMES for case in orjson.loads(path.read_bytes())["cases"]]

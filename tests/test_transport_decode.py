@@ -25,8 +25,9 @@ from flexconn.errors import RemoteProtocolError
 from flexconn.feeds import StreamRestarted
 from flexconn.models.enums import DepthLevel
 from flexconn.models.market import DepthSnapshot, DepthUpdate
-from flexconn.protocol.decode import decode, encode_message, peek_depth_key
+from flexconn.protocol.decode import decode, peek_depth_key
 from flexconn.sim import Simulator, serve
+from flexconn.sim.server_codec import encode_message
 from flexconn.transport import TransportFactory
 
 MARKET = "BTC-USD-SWAP-LIN"

@@ -2,12 +2,10 @@
 
 Every model is a frozen, slotted attrs class; money is ``Decimal``; timestamps are the exchange's
 millisecond epoch ints (``.time`` gives a datetime where useful). The wire format is handled by
-the one converter in :mod:`flexconn.protocol.codec`.
+the one converter (:mod:`flexconn._codec`, public as :mod:`flexconn.protocol.codec`), which sits
+below the models; the protocol layer imports the models, never the reverse.
 """
 
-# The protocol package first: it loads the codec, then these models, then the encoder and decoder
-# that use them (see flexconn.protocol's docstring).
-import flexconn.protocol  # noqa: F401
 from flexconn.models.account import Balance, BalanceUpdate, Position, PositionUpdate
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import (

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 import attrs
 
+from flexconn._codec import decimals_as_strings, ms_to_datetime, wire
 from flexconn.models.base import ChannelUpdate
-from flexconn.protocol.codec import decimals_as_strings, ms_to_datetime, wire
 
 __all__ = ["Balance", "BalanceUpdate", "Position", "PositionUpdate"]
 

@@ -16,8 +16,8 @@ from typing import Final, Self
 
 import attrs
 
+from flexconn._codec import ms_to_datetime
 from flexconn.models.base import ChannelUpdate
-from flexconn.protocol.codec import ms_to_datetime
 
 __all__ = ["LIQUIDATION_RFQ", "LiquidationRFQ", "LiquidationRFQUpdate"]
 

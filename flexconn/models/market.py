@@ -22,15 +22,15 @@ from typing import Any, ClassVar, NamedTuple
 import attrs
 import orjson
 
-from flexconn.models.base import ChannelUpdate
-from flexconn.models.enums import CandleGranularity, DepthLevel, Side
-from flexconn.protocol.codec import (
+from flexconn._codec import (
     converter,
     decimals_as_strings,
     ms_to_datetime,
     structure_int,
     wire,
 )
+from flexconn.models.base import ChannelUpdate
+from flexconn.models.enums import CandleGranularity, DepthLevel, Side
 
 __all__ = [
     "Candle",

@@ -20,10 +20,10 @@ from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
+from flexconn._codec import converter, decimals_as_strings, ms_to_datetime, wire
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import MatchType, OrderStatus, OrderType, Side, TimeInForce
 from flexconn.models.replies import OrderAction
-from flexconn.protocol.codec import converter, decimals_as_strings, ms_to_datetime, wire
 
 __all__ = [
     "CancelAllNotice",

@@ -4,7 +4,7 @@ The order specs (:class:`LimitOrder`, :class:`MarketOrder`, :class:`StopLimitOrd
 :class:`CancelOrder`, :class:`ModifyOrder`) are what users build; the leading, always-needed fields
 are positional, the options keyword-only. The ``*Request`` classes are the commands themselves,
 one per ``op``; :func:`flexconn.protocol.encode` validates and serialises them, and
-:func:`flexconn.protocol.decode_request` reads them back (the simulator's side).
+:func:`flexconn.sim.server_codec.decode_request` reads them back (the server's side).
 
 The order specs carry the ``data`` object of a command; their ``order_type`` is a class constant
 written as ``orderType`` by the encoder.
@@ -18,8 +18,8 @@ from typing import ClassVar, TypeAlias
 
 import attrs
 
+from flexconn._codec import wire
 from flexconn.models.enums import OrderType, Side, TimeInForce
-from flexconn.protocol.codec import wire
 
 __all__ = [
     "CancelOrder",

@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
+from flexconn._codec import decimals_as_strings, structure_str, wire
 from flexconn.errors import ExchangeError, InvalidOrderError, SubscriptionError, exchange_error
 from flexconn.models.enums import OrderType, Side, TimeInForce
-from flexconn.protocol.codec import decimals_as_strings, structure_str, wire
 
 __all__ = [
     "ErrorReply",

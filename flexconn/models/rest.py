@@ -1,7 +1,7 @@
 """Request and response bodies of the REST API, as frozen attrs models.
 
 Design note. These models go through the one shared converter
-(:data:`flexconn.protocol.codec.converter`), but REST bodies follow the documents' parameter and
+(:data:`flexconn._codec.converter`), but REST bodies follow the documents' parameter and
 response tables, which differ from the WebSocket's conventions in three ways. Every class here is
 therefore registered with its own structure and unstructure hooks (built by :func:`_rest_model`):
 
@@ -32,6 +32,14 @@ from typing import Any, Final, TypeVar, Union, get_args, get_origin
 import attrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from flexconn._codec import (
+    converter,
+    structure_bool,
+    structure_int,
+    wire,
+    wire_aliases,
+    wire_name,
+)
 from flexconn.models.enums import (
     CandleGranularity,
     MatchType,
@@ -40,14 +48,6 @@ from flexconn.models.enums import (
     OrderType,
     Side,
     TimeInForce,
-)
-from flexconn.protocol.codec import (
-    converter,
-    structure_bool,
-    structure_int,
-    wire,
-    wire_aliases,
-    wire_name,
 )
 
 __all__ = [

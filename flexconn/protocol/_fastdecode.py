@@ -8,7 +8,7 @@ slots directly. msgspec parses the frame into those Structs in C, Decimals and e
 only the move into the attrs instances runs in Python.
 
 The fast path is *exact*: it accepts a frame only when the result is the one the general path
-(orjson + :mod:`flexconn.protocol._structgen`) would give; anything else raises, and the caller
+(orjson + :mod:`flexconn._structgen`) would give; anything else raises, and the caller
 falls back to the general path, which decodes it or explains what is wrong with it. So msgspec
 runs in strict mode (no lax coercions such as ``"1e3"`` or ``3.0`` for an int, ``"1"`` for a
 bool): an int field is declared ``int | str`` and a digit string goes through ``int()`` as the
@@ -34,8 +34,8 @@ from typing import Any, Final, Union
 import attrs
 import msgspec
 
-from flexconn.protocol._structgen import _BOOL_TEXT, _direct_setters, _is_optional
-from flexconn.protocol.codec import wire_aliases, wire_name
+from flexconn._codec import wire_aliases, wire_name
+from flexconn._structgen import _BOOL_TEXT, _direct_setters, _is_optional
 
 __all__ = ["FastTable", "fast_table"]
 

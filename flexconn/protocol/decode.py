@@ -77,6 +77,7 @@ from typing import Any, Final, TypeAlias
 import attrs
 import orjson
 
+from flexconn._codec import converter, describe_error, structure_int, structure_str
 from flexconn.errors import RemoteProtocolError
 from flexconn.models.account import BalanceUpdate, PositionUpdate
 from flexconn.models.enums import CandleGranularity, DepthLevel
@@ -117,9 +118,8 @@ from flexconn.models.replies import (
     UnsubscribeReply,
 )
 from flexconn.protocol._fastdecode import FastTable, fast_table
-from flexconn.protocol.codec import converter, describe_error, structure_int, structure_str
 
-__all__ = ["PONG_FRAME", "ChannelMessage", "Message", "decode", "encode_message", "peek_depth_key"]
+__all__ = ["PONG_FRAME", "ChannelMessage", "Message", "decode", "peek_depth_key"]
 
 #: The text frame answering a text ``ping``.
 PONG_FRAME: Final = "pong"
@@ -457,17 +457,3 @@ def peek_depth_key(frame: str | bytes) -> str | None:
     if not market or table not in _DEPTH_TABLES:
         return None
     return f"{table}:{market}"
-
-
-def encode_message(message: Message) -> str:
-    """The text frame the exchange would send for ``message`` (the simulator's side).
-
-    Channel updates use the later API's form (numeric depth levels with ``seqNum``/``checksum``)
-    except ``futures/depth``, which keeps its 2020-12 form. ``UnknownMessage`` is sent as received.
-    """
-    if isinstance(message, Pong):
-        return PONG_FRAME
-    if isinstance(message, UnknownMessage):
-        raw = message.raw
-        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return orjson.dumps(converter.unstructure(message)).decode()

@@ -1,4 +1,4 @@
-"""Validate and serialise requests (client side); read requests back (server side).
+"""Validate and serialise requests (the client side).
 
 :func:`encode` turns a request model into the exact text frame, after :func:`validate` has
 checked every documented rule, so a bad request raises
@@ -15,22 +15,20 @@ and flexconn never sends what the exchange could refuse for length. flexconn's c
 usually 100-170 bytes, so 20-order batches fit in practice; an oversized batch fails validation
 and can be split. The simulator enforces the same constant with :func:`message_length`.
 
-:func:`decode_request` is the server's reader (used by the simulator): it structures a frame back
-into the request models without checking the business rules, so the server can answer a bad
-order with the exchange's own error code.
+The server's side (reading a request frame back into the models) is
+:func:`flexconn.sim.server_codec.decode_request`.
 """
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
-import flexconn.channels as _channels
-from flexconn.errors import RemoteProtocolError, ValidationError
-from flexconn.models.enums import OrderType, Side, TimeInForce
+from flexconn._codec import converter
+from flexconn.errors import ValidationError
+from flexconn.models.enums import Side, TimeInForce
 from flexconn.models.orders import (
     CancelOrder,
     CancelOrderRequest,
@@ -41,17 +39,15 @@ from flexconn.models.orders import (
     ModifyOrder,
     ModifyOrderRequest,
     ModifyOrdersRequest,
-    OrderSpec,
     Ping,
     PlaceOrderRequest,
     PlaceOrdersRequest,
     Request,
     StopLimitOrder,
     SubscribeRequest,
-    UnknownRequest,
     UnsubscribeRequest,
 )
-from flexconn.protocol.codec import converter, describe_error
+from flexconn.protocol.channel_names import parse_key
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -59,7 +55,6 @@ __all__ = [
     "MAX_MESSAGE_LENGTH",
     "MAX_TAG_LENGTH",
     "PING_FRAME",
-    "decode_request",
     "encode",
     "message_length",
     "validate",
@@ -78,11 +73,6 @@ _MAX_ORDER_ID: Final = 2**64 - 1
 #: The keep-alive text frame; the exchange answers ``pong``.
 PING_FRAME: Final = "ping"
 
-_ORDER_TYPES: Final[dict[OrderType, type[OrderSpec]]] = {
-    OrderType.LIMIT: LimitOrder,
-    OrderType.MARKET: MarketOrder,
-    OrderType.STOP: StopLimitOrder,
-}
 _BATCHES: Final = (PlaceOrdersRequest, CancelOrdersRequest, ModifyOrdersRequest)
 
 
@@ -225,7 +215,7 @@ def validate(request: Request) -> None:
         if not request.channels:
             raise ValidationError("args", "at least one channel is required")
         for index, channel in enumerate(request.channels):
-            _channels.Channel.parse(channel, field=f"args[{index}]")
+            parse_key(channel, field=f"args[{index}]")
     elif isinstance(request, PlaceOrderRequest | CancelOrderRequest | ModifyOrderRequest):
         expected = {
             PlaceOrderRequest: (LimitOrder, MarketOrder, StopLimitOrder),
@@ -312,96 +302,3 @@ def encode(request: Request) -> str:
             key, f"the message is {length} bytes, over the {MAX_MESSAGE_LENGTH}-byte limit"
         )
     return frame
-
-
-# --- decoding (server side) -------------------------------------------------------------------
-
-
-def _structure_order_spec(data: Any) -> OrderSpec:
-    if not isinstance(data, dict):
-        raise TypeError("an order must be a JSON object")
-    order_type = converter.structure(data["orderType"], OrderType)
-    spec: OrderSpec = converter.structure(data, _ORDER_TYPES[order_type])
-    return spec
-
-
-def _structure_list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _structure_tag(value: object) -> str | int | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise TypeError(f"tag must be an integer or a string, got {type(value).__name__}")
-
-
-def _request_from(obj: dict[str, Any], raw: str) -> Request | UnknownRequest:
-    op = obj.get("op")
-    tag = _structure_tag(obj.get("tag"))
-    if op == "login":
-        data = obj["data"]
-        return LoginRequest(
-            api_key=converter.structure(data["apiKey"], str),
-            timestamp=converter.structure(data["timestamp"], str),
-            signature=converter.structure(data["signature"], str),
-            tag=tag,
-        )
-    if op in ("subscribe", "unsubscribe"):
-        channels = tuple(converter.structure(c, str) for c in _structure_list(obj["args"]))
-        cls = SubscribeRequest if op == "subscribe" else UnsubscribeRequest
-        return cls(channels=channels, tag=tag)
-    if op == "placeorder":
-        return PlaceOrderRequest(order=_structure_order_spec(obj["data"]), tag=tag)
-    if op == "placeorders":
-        orders = [_structure_order_spec(item) for item in _structure_list(obj["dataArray"])]
-        return PlaceOrdersRequest(orders=orders, tag=tag)
-    if op == "cancelorder":
-        return CancelOrderRequest(order=converter.structure(obj["data"], CancelOrder), tag=tag)
-    if op == "cancelorders":
-        cancels = [converter.structure(i, CancelOrder) for i in _structure_list(obj["dataArray"])]
-        return CancelOrdersRequest(orders=cancels, tag=tag)
-    if op == "modifyorder":
-        return ModifyOrderRequest(order=converter.structure(obj["data"], ModifyOrder), tag=tag)
-    if op == "modifyorders":
-        modifies = [converter.structure(i, ModifyOrder) for i in _structure_list(obj["dataArray"])]
-        return ModifyOrdersRequest(orders=modifies, tag=tag)
-    return UnknownRequest(op=op if isinstance(op, str) else None, raw=raw)
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def decode_request(frame: str | bytes) -> Request | UnknownRequest:
-    """Read a client's text frame back into a request model (the server's side).
-
-    Business rules are not checked (the server answers those with exchange error codes); an
-    unknown ``op`` gives :class:`UnknownRequest`.
-
-    Raises:
-        RemoteProtocolError: not JSON, not an object, or a known command with unusable fields.
-    """
-    try:
-        raw = frame.decode("utf-8") if isinstance(frame, bytes) else frame
-    except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(f"request is not UTF-8: {exc}", frame) from None
-    if raw.strip() == PING_FRAME:
-        return Ping()
-    try:
-        # The stdlib parser with Decimal floats: request numbers are read exactly, whatever
-        # their number of digits (orjson would go through a double).
-        obj = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
-        raise RemoteProtocolError(f"request is not JSON: {exc}", frame) from None
-    if not isinstance(obj, dict):
-        raise RemoteProtocolError("request is not a JSON object", frame)
-    try:
-        return _request_from(obj, raw)
-    except Exception as exc:  # the one boundary: any structuring failure is the peer's fault
-        raise RemoteProtocolError(
-            f"malformed {obj.get('op')!r} request: {describe_error(exc)}", frame
-        ) from exc

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 
-from flexconn.auth import Credentials, ws_login_data
-from flexconn.channels import ALL, WILDCARD_CHANNELS, Channel
 from flexconn.errors import ExchangeError
 from flexconn.models.base import ChannelUpdate
 from flexconn.models.notices import CancelAllNotice, OrderFailureNotice
@@ -41,9 +39,13 @@ from flexconn.models.replies import (
     SubscribeReply,
     UnsubscribeReply,
 )
+from flexconn.protocol.channel_names import ALL, WILDCARD_CHANNELS
+from flexconn.protocol.signing import ws_login_signature
 
 __all__ = [
+    "ChannelLike",
     "Handlers",
+    "KeyPair",
     "classify_reply",
     "handlers_of",
     "login_request",
@@ -55,28 +57,52 @@ __all__ = [
 ]
 
 
+class KeyPair(Protocol):
+    """What the login needs of credentials (:class:`flexconn.auth.Credentials` is one)."""
+
+    @property
+    def api_key(self) -> str: ...
+
+    @property
+    def api_secret(self) -> str: ...
+
+
+class ChannelLike(Protocol):
+    """A channel given as an object (:class:`flexconn.channels.Channel` is one)."""
+
+    @property
+    def wire(self) -> str: ...
+
+
+def _keys(channels: Iterable[str | ChannelLike]) -> tuple[str, ...]:
+    return tuple(c if isinstance(c, str) else c.wire for c in channels)
+
+
 def login_request(
-    credentials: Credentials, *, timestamp_ms: int, tag: Tag | None = None
+    credentials: KeyPair, *, timestamp_ms: int, tag: Tag | None = None
 ) -> LoginRequest:
     """The ``login`` command for ``credentials``, signed over ``timestamp_ms``."""
-    data = ws_login_data(credentials, timestamp_ms=timestamp_ms)
+    timestamp = str(timestamp_ms)
     return LoginRequest(
-        api_key=data["apiKey"], timestamp=data["timestamp"], signature=data["signature"], tag=tag
+        api_key=credentials.api_key,
+        timestamp=timestamp,
+        signature=ws_login_signature(credentials.api_secret, timestamp),
+        tag=tag,
     )
 
 
 def subscribe_request(
-    channels: Iterable[str | Channel[Any]], *, tag: Tag | None = None
+    channels: Iterable[str | ChannelLike], *, tag: Tag | None = None
 ) -> SubscribeRequest:
-    """One ``subscribe`` command for every channel (keys or :class:`Channel` objects)."""
-    return SubscribeRequest(channels=tuple(str(c) for c in channels), tag=tag)
+    """One ``subscribe`` command for every channel (keys or :class:`ChannelLike` objects)."""
+    return SubscribeRequest(channels=_keys(channels), tag=tag)
 
 
 def unsubscribe_request(
-    channels: Iterable[str | Channel[Any]], *, tag: Tag | None = None
+    channels: Iterable[str | ChannelLike], *, tag: Tag | None = None
 ) -> UnsubscribeRequest:
     """One ``unsubscribe`` command for every channel."""
-    return UnsubscribeRequest(channels=tuple(str(c) for c in channels), tag=tag)
+    return UnsubscribeRequest(channels=_keys(channels), tag=tag)
 
 
 _ReplyKeys = tuple[tuple[str, ExchangeError | None], ...]

@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import orjson
 
+from flexconn._codec import plain_decimal as dec
 from flexconn.models.enums import OrderType
 from flexconn.sim.orders import Order, OrderMatched, PublicTrade
 
@@ -62,14 +63,6 @@ __all__ = [
 STOP_LIMIT: Final = "STOP_LIMIT"
 
 dumps = orjson.dumps
-
-
-def dec(value: Decimal) -> str:
-    """A decimal in positional notation without trailing zeros: ``9600.50`` -> ``"9600.5"``."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def _tagged(message: dict[str, Any], tag: str | None) -> dict[str, Any]:

@@ -39,7 +39,6 @@ import attrs
 import orjson
 import trio
 
-from flexconn.auth import verify_ws_login
 from flexconn.errors import ERROR_CODES
 from flexconn.models.enums import OrderStatus
 from flexconn.protocol import MAX_MESSAGE_LENGTH, MAX_TAG_LENGTH, message_length
@@ -48,6 +47,7 @@ from flexconn.sim.exchange import ApiKey, SimExchange
 from flexconn.sim.fanout import Subscriber
 from flexconn.sim.orders import EngineReject, Order
 from flexconn.sim.ratelimit import Limiter
+from flexconn.sim.signatures import verify_ws_login
 from flexconn.sim.wire import Frame
 from flexconn.sim.ws_channels import CANDLE_KINDS, DEPTH_KINDS
 from flexconn.sim.ws_validate import (

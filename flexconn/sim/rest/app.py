@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 import trio
 
-from flexconn.auth import parse_rest_timestamp, verify_rest_signature
+from flexconn.auth import parse_rest_timestamp
 from flexconn.models import rest as m
 from flexconn.protocol.codec import converter
 from flexconn.sim.exchange import ApiKey, SimExchange
@@ -38,6 +38,7 @@ from flexconn.sim.orders import EngineReject
 from flexconn.sim.ratelimit import DEFAULT_REST_LIMITS, RestLimiter, RestLimits
 from flexconn.sim.rest.request import INVALID, Reject, Request
 from flexconn.sim.rest.routes import Route, match
+from flexconn.sim.signatures import verify_rest_signature
 
 __all__ = ["RestApp", "make_rest_app", "status_for_code"]
 

@@ -11,7 +11,7 @@ accepts, nested models, tuples, per-field hooks) calls the converter's own hook,
 exactly what the slow path would give.
 
 Errors keep their original exception with a note naming the attribute (``@ attribute price``),
-which :func:`flexconn.protocol.codec.describe_error` reports.
+which :func:`flexconn._codec.describe_error` reports.
 """
 
 from __future__ import annotations
