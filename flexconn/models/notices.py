@@ -52,10 +52,13 @@ class _Timed:
         return ms_to_datetime(self.timestamp)
 
 
-@decimals_as_strings
 @attrs.frozen(kw_only=True)
-class OrderOpened(_Timed):
-    """An order is now working (also the replacement after a queue-changing modify)."""
+class _OrderBody(_Timed):
+    """The body every notice about a known order carries (opened, modified, closed, matched).
+
+    A notice class adds its own fields after these and its ``notice`` constant; the structure
+    functions and the fast decoder read the fields from ``attrs.fields``, inherited ones included.
+    """
 
     account_id: str | None = None
     market_code: str
@@ -71,51 +74,30 @@ class OrderOpened(_Timed):
     status: OrderStatus
     timestamp: int
     is_triggered: bool | None = None
+
+
+@decimals_as_strings
+@attrs.frozen(kw_only=True)
+class OrderOpened(_OrderBody):
+    """An order is now working (also the replacement after a queue-changing modify)."""
+
     notice: str = attrs.field(default="OrderOpened", init=False)
 
 
 @decimals_as_strings
 @attrs.frozen(kw_only=True)
-class OrderModified(_Timed):
+class OrderModified(_OrderBody):
     """An order's quantity was reduced in place (same order id, same queue position)."""
 
-    account_id: str | None = None
-    market_code: str
-    order_id: int
-    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
-    order_type: OrderType = attrs.field(metadata=_ORDER_TYPE)
-    side: Side
-    quantity: Decimal
-    price: Decimal | None = None
-    stop_price: Decimal | None = None
-    limit_price: Decimal | None = None
-    time_in_force: TimeInForce | None = None
-    status: OrderStatus
-    timestamp: int
-    is_triggered: bool | None = None
     notice: str = attrs.field(default="OrderModified", init=False)
 
 
 @decimals_as_strings
 @attrs.frozen(kw_only=True)
-class OrderClosed(_Timed):
+class OrderClosed(_OrderBody):
     """An order left the book without (further) fills; ``status`` says why."""
 
-    account_id: str | None = None
-    market_code: str
-    order_id: int
-    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
-    order_type: OrderType = attrs.field(metadata=_ORDER_TYPE)
-    side: Side
-    quantity: Decimal
     remain_quantity: Decimal | None = None
-    price: Decimal | None = None
-    stop_price: Decimal | None = None
-    limit_price: Decimal | None = None
-    time_in_force: TimeInForce | None = None
-    status: OrderStatus
-    timestamp: int
-    is_triggered: bool | None = None
     notice: str = attrs.field(default="OrderClosed", init=False)
 
 
@@ -141,20 +123,9 @@ class OrderRejected(_Timed):
 
 @decimals_as_strings
 @attrs.frozen(kw_only=True)
-class OrderMatched(_Timed):
+class OrderMatched(_OrderBody):
     """An order traded ``match_quantity`` at ``match_price`` (one notice per match)."""
 
-    account_id: str | None = None
-    market_code: str
-    order_id: int
-    client_order_id: int | None = attrs.field(default=None, metadata=_CLIENT_ORDER_ID)
-    order_type: OrderType = attrs.field(metadata=_ORDER_TYPE)
-    side: Side
-    quantity: Decimal
-    price: Decimal | None = None
-    stop_price: Decimal | None = None
-    limit_price: Decimal | None = None
-    time_in_force: TimeInForce | None = None
     match_id: int = attrs.field(metadata=wire(aliases=("matchID",)))
     match_price: Decimal
     match_quantity: Decimal
@@ -162,9 +133,6 @@ class OrderMatched(_Timed):
     remain_quantity: Decimal
     fees: Decimal
     fee_instrument_id: str
-    status: OrderStatus
-    timestamp: int
-    is_triggered: bool | None = None
     notice: str = attrs.field(default="OrderMatched", init=False)
 
 
