@@ -7,12 +7,21 @@ transport=transport)``), so one test body checks that both behave identically.
 Tests marked ``slow`` (long real-time runs: the soak smoke, the chaos proxy scenario, live
 terminal views) are collected first, so that under ``pytest -n`` they start at once and the
 rest of the suite runs beside them instead of after them.
+
+Helpers shared by the tests (``trading``, ``wait_until``, ``all_tasks``, ``engine_orders``, the
+MockClock wall clock ``wall_ms`` and the exchange set on it) live in ``tests/helpers.py``;
+test modules import them from there (``from helpers import ...``). ``wall_sim`` is a quiet
+simulator (no market participants) on that wall clock, for tests on ``autojump_clock``.
 """
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator
 
+import pytest
+from helpers import sim_exchange
+
+from flexconn.sim import Simulator, serve
 from flexconn.transport import TransportFactory, open_sansio_websocket, open_trio_websocket
 
 #: Every transport implementation, by test id.
@@ -27,6 +36,13 @@ def transport(request: pytest.FixtureRequest) -> TransportFactory:
     """A transport factory; the test runs once per implementation."""
     factory: TransportFactory = request.param
     return factory
+
+
+@pytest.fixture
+async def wall_sim() -> AsyncIterator[Simulator]:
+    """A simulator without market participants whose exchange runs on ``helpers.wall_ms``."""
+    async with serve(participants_rate=None, exchange=sim_exchange()) as simulator:
+        yield simulator
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

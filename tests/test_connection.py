@@ -2,20 +2,22 @@
 
 Each test asserts what a consumer observes: typed messages, continuity markers after faults,
 resubscribed feeds, the right exception, and no task left behind. Every test runs once per
-WebSocket transport (the ``transport`` fixture of ``tests/conftest.py``).
+WebSocket transport (the ``transport`` fixture of ``tests/conftest.py``), on trio's MockClock
+(``autojump_clock``): the simulator's publishing cadence, heartbeats, back-offs and the tests'
+own windows are mock time, so a loaded machine changes how long a test takes, never what it sees.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio.testing
+from helpers import FAST_RETRY, all_tasks, creds, wait_until
 
 from flexconn import channels
-from flexconn.auth import Credentials
-from flexconn.config import Backpressure, Heartbeat, ReconnectPolicy
+from flexconn.config import Backpressure, Heartbeat
 from flexconn.connection import ConnectionEvent, ConnectionState, open_connection
 from flexconn.errors import AuthenticationError, FeedOverflow, SubscriptionError
 from flexconn.feeds import Feed, StreamRestarted
@@ -27,7 +29,6 @@ from flexconn.sim import Simulator, serve
 from flexconn.transport import TransportFactory
 
 MARKET = "BTC-USD-SWAP-LIN"
-FAST_RETRY = ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
 
 
 @pytest.fixture
@@ -40,30 +41,6 @@ async def sim() -> AsyncIterator[Simulator]:
 async def quiet_sim() -> AsyncIterator[Simulator]:
     async with serve(participants_rate=None) as simulator:
         yield simulator
-
-
-def creds(sim: Simulator, *, secret: str | None = None) -> Credentials:
-    return Credentials(sim.demo_key.api_key, secret or sim.demo_key.api_secret)
-
-
-def all_tasks() -> set[trio.lowlevel.Task]:
-    found: set[trio.lowlevel.Task] = set()
-    stack = [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        if task is None:
-            continue
-        found.add(task)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return found
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    """Poll ``predicate`` (for 5 s at most) for state owned by the simulator's other tasks."""
-    with trio.fail_after(5):
-        while not predicate():  # noqa: ASYNC110 - the state has no event to wait on
-            await trio.sleep(0.01)
 
 
 async def settle(sim: Simulator) -> None:
@@ -80,7 +57,7 @@ async def next_data(feed: Feed[DepthUpdate]) -> DepthUpdate:
 
 
 async def test_depth_feed_yields_typed_snapshots_with_valid_checksums(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
         open_connection(sim.ws_url, transport=transport) as conn,
@@ -104,7 +81,7 @@ async def test_depth_feed_yields_typed_snapshots_with_valid_checksums(
 
 
 async def test_drop_delivers_marker_then_resubscribed_data_on_every_feed(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
         open_connection(
@@ -187,7 +164,7 @@ async def test_refused_connections_are_retried_until_the_server_accepts(
 
 
 async def test_bad_signature_raises_authentication_error_not_a_group(
-    quiet_sim: Simulator, transport: TransportFactory
+    quiet_sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     with pytest.raises(AuthenticationError) as info:
         async with open_connection(
@@ -199,7 +176,7 @@ async def test_bad_signature_raises_authentication_error_not_a_group(
 
 
 async def test_garbage_and_unknown_frames_are_reported_and_nothing_breaks(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
         open_connection(sim.ws_url, transport=transport) as conn,
@@ -225,7 +202,7 @@ async def test_garbage_and_unknown_frames_are_reported_and_nothing_breaks(
 
 
 async def test_latest_policy_gives_a_slow_consumer_the_newest_book(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
         open_connection(sim.ws_url, transport=transport) as conn,
@@ -240,7 +217,7 @@ async def test_latest_policy_gives_a_slow_consumer_the_newest_book(
 
 
 async def test_error_policy_fails_the_feed_with_feed_overflow(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
         open_connection(sim.ws_url, transport=transport) as conn,
@@ -252,18 +229,21 @@ async def test_error_policy_fails_the_feed_with_feed_overflow(
                 await books.receive()
 
 
-async def test_block_policy_loses_no_trade(sim: Simulator, transport: TransportFactory) -> None:
+async def test_block_policy_loses_no_trade(
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
+) -> None:
     async with (
         open_connection(sim.ws_url, transport=transport) as conn,
         conn.subscribe(channels.trade(MARKET), capacity=2) as trades,
     ):
         ids: list[int] = []
-        with trio.move_on_after(1.5):
+        with trio.move_on_after(5):
             async for update in trades:
                 assert isinstance(update, TradeUpdate)
                 ids.extend(t.trade_id for t in update.data)
-                await trio.sleep(0.02)  # slower than the trade rate: the socket waits for us
+                await trio.sleep(1)  # slower than the trade rate: the socket waits for us
         assert len(ids) >= 3
+        assert trades.statistics().buffered == 2  # the feed was full: backpressure held
     truth = [t.trade_id for t in sim.exchange.engine.public_trades(MARKET)]
     start = truth.index(ids[0])
     assert ids == truth[start : start + len(ids)]
@@ -271,6 +251,7 @@ async def test_block_policy_loses_no_trade(sim: Simulator, transport: TransportF
 
 async def test_consumers_share_one_subscription_and_the_last_one_unsubscribes(
     sim: Simulator,
+    autojump_clock: trio.testing.MockClock,
     transport: TransportFactory,
 ) -> None:
     channel = channels.ticker(MARKET)
@@ -288,7 +269,7 @@ async def test_consumers_share_one_subscription_and_the_last_one_unsubscribes(
 
 
 async def test_refused_subscription_raises_subscription_error(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with open_connection(sim.ws_url, transport=transport) as conn:
         with pytest.raises(SubscriptionError) as info:
@@ -300,7 +281,7 @@ async def test_refused_subscription_raises_subscription_error(
 
 
 async def test_private_channel_needs_credentials(
-    quiet_sim: Simulator, transport: TransportFactory
+    quiet_sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with open_connection(quiet_sim.ws_url, transport=transport) as conn:
         with pytest.raises(SubscriptionError, match="private"):
@@ -315,7 +296,7 @@ async def test_plain_ws_to_remote_host_is_refused(transport: TransportFactory) -
 
 
 async def test_leaving_or_cancelling_leaks_no_task(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     before = all_tasks()
     async with (
@@ -340,7 +321,7 @@ async def test_leaving_or_cancelling_leaks_no_task(
 
 
 async def test_trade_backfill_recovers_trades_missed_during_a_drop(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     assert sim.rest_url is not None
     async with (
@@ -370,7 +351,7 @@ async def test_trade_backfill_recovers_trades_missed_during_a_drop(
 
 
 async def test_subscribing_during_a_reconnect_is_served_once_connected(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
         open_connection(sim.ws_url, reconnect=FAST_RETRY, transport=transport) as conn,
@@ -387,7 +368,7 @@ async def test_subscribing_during_a_reconnect_is_served_once_connected(
 
 
 async def test_a_subscribe_cut_off_by_a_drop_is_served_after_the_reconnect(
-    sim: Simulator, transport: TransportFactory
+    sim: Simulator, autojump_clock: trio.testing.MockClock, transport: TransportFactory
 ) -> None:
     async with (
         open_connection(sim.ws_url, reconnect=FAST_RETRY, transport=transport) as conn,
