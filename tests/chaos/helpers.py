@@ -29,21 +29,6 @@ from flexconn.sim.engine import Engine
 from flexconn.sim.orders import EngineReject
 from flexconn.sim.orders import Order as SimOrder
 
-
-def all_tasks() -> set[trio.lowlevel.Task]:
-    """Every task in the run, from the root down."""
-    found: set[trio.lowlevel.Task] = set()
-    stack = [trio.lowlevel.current_root_task()]
-    while stack:
-        task = stack.pop()
-        if task is None:
-            continue
-        found.add(task)
-        for nursery in task.child_nurseries:
-            stack.extend(nursery.child_tasks)
-    return found
-
-
 Tracked = Feed[Any] | trio.MemorySendChannel[Any] | trio.MemoryReceiveChannel[Any]
 
 

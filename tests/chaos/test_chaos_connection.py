@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 import attrs
 import pytest
 import trio
+from helpers import all_tasks
 
 from chaos.helpers import (
     ExchangeLedger,
     OrderRequest,
-    all_tasks,
     channel_ids,
     check_outcomes,
     open_channels,

@@ -37,13 +37,13 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 import trio.testing
+from helpers import all_tasks
 
 from chaos.helpers import (
     ExchangeLedger,
     OutcomeSummary,
     Requests,
     VirtualWallClock,
-    all_tasks,
     channel_ids,
     check_outcomes,
     open_channels,

@@ -1,7 +1,9 @@
 """Defects the chaos runs found, each pinned by a deterministic test.
 
 A case still open is marked ``xfail(strict=True)``, so the suite stays green while it is open
-and turns red (XPASS) the day a fix lands, to remove the mark.
+and turns red (XPASS) the day a fix lands, to remove the mark. Every test runs on trio's MockClock
+(``autojump_clock``), the simulator in-process: heartbeats, back-offs and the tests' time bounds
+are mock time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import trio
+import trio.testing
 
 from flexconn import channels
 from flexconn.config import Heartbeat, ReconnectPolicy
@@ -25,12 +28,6 @@ from flexconn.sim.chaos import open_chaos_proxy
 from flexconn.transport import Transport, TransportFactory, open_trio_websocket
 
 MARKET = "BTC-USD-SWAP-LIN"
-
-
-@pytest.fixture
-async def quiet_sim() -> AsyncIterator[Simulator]:
-    async with serve(participants_rate=None) as simulator:
-        yield simulator
 
 
 class DoomedTransport:
@@ -70,7 +67,7 @@ class DoomedTransport:
 
 
 async def test_reader_and_heartbeat_failing_together_cause_one_reconnect(
-    quiet_sim: Simulator,
+    wall_sim: Simulator, autojump_clock: trio.testing.MockClock
 ) -> None:
     transports: list[DoomedTransport] = []
 
@@ -89,7 +86,7 @@ async def test_reader_and_heartbeat_failing_together_cause_one_reconnect(
     with trio.fail_after(10):
         async with (
             open_connection(
-                quiet_sim.ws_url, heartbeat=heartbeat, reconnect=retry, transport=doomed
+                wall_sim.ws_url, heartbeat=heartbeat, reconnect=retry, transport=doomed
             ) as conn,
             conn.subscribe(channels.ticker(MARKET)) as tickers,
         ):
@@ -107,7 +104,10 @@ async def test_reader_and_heartbeat_failing_together_cause_one_reconnect(
 
 
 async def test_a_handshake_reset_by_the_peer_fails_fast(
-    transport: TransportFactory, quiet_sim: Simulator, request: pytest.FixtureRequest
+    transport: TransportFactory,
+    wall_sim: Simulator,
+    request: pytest.FixtureRequest,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A connection reset before the handshake completes (a load balancer with no backend, a
     refusing proxy) must fail the attempt at once, not after the whole connect timeout."""
@@ -119,7 +119,7 @@ async def test_a_handshake_reset_by_the_peer_fails_fast(
                 "breaks before the response, so the attempt waits for connect_timeout",
             )
         )
-    target = urlsplit(quiet_sim.ws_url)
+    target = urlsplit(wall_sim.ws_url)
     assert target.hostname is not None and target.port is not None
     async with open_chaos_proxy(target.hostname, target.port) as proxy:
         proxy.refuse(60)
@@ -130,7 +130,9 @@ async def test_a_handshake_reset_by_the_peer_fails_fast(
         assert not waited.cancelled_caught, "the attempt outlived the reset by seconds"
 
 
-async def test_two_depth_variants_of_one_market_both_get_data() -> None:
+async def test_two_depth_variants_of_one_market_both_get_data(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     async with (
         serve(participants_rate=50) as sim,
         open_connection(sim.ws_url) as conn,
