@@ -38,11 +38,9 @@ class Subscription:
     """One exchange channel and the consumers sharing it."""
 
     __slots__ = (
-        "acked",
         "backfill",
         "channel",
         "conflatable",
-        "ever_acked",
         "feeds",
         "held",
         "internal",
@@ -54,8 +52,6 @@ class Subscription:
     def __init__(self, channel: Channel[Any]) -> None:
         self.channel = channel
         self.feeds: list[Feed[Any]] = []
-        self.acked = False
-        self.ever_acked = False
         # Kept by the connection itself (the order channel behind ``conn.orders``): it stays
         # subscribed when its last consumer leaves.
         self.internal = False

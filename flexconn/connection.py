@@ -23,6 +23,12 @@ transport error), before its closing handshake, the connection reports a ``disco
 again); a book is valid again only from the first snapshot of the resubscription. A session
 after a drop that reaches ``CONNECTED`` reports ``reconnected``.
 
+The protocol state (wanted and acknowledged channels, commands waiting for replies under typed
+keys, the heartbeat's clock) is data in a sans-IO :class:`~flexconn._session.SessionCore`: the
+tasks here feed it replies and the time and act on the events it returns. Fan-out lives in
+:mod:`flexconn._subscriptions`, trade backfill in :mod:`flexconn._backfill`, live books in
+:mod:`flexconn._livebooks`.
+
 The state machine of a session is linear and every step has a timeout::
 
     CONNECTING -> [LOGGING_IN ->] SUBSCRIBING -> CONNECTED -> (dead) -> RECONNECTING -> CONNECTING
@@ -47,6 +53,15 @@ import trio
 from flexconn._backfill import TradeBackfill, backfill_trades
 from flexconn._groups import collapsed, unwrapped
 from flexconn._livebooks import BookKeeping, DeferredDepth, LiveOrderBook, keep_book
+from flexconn._session import (
+    LOGIN,
+    PongReceived,
+    ReplyKey,
+    ReplyKind,
+    ReplySettled,
+    SessionCore,
+    SessionEvent,
+)
 from flexconn._socket import DisconnectReason, SocketClosed
 from flexconn._subscriptions import Blocked, Fanout, Subscription
 from flexconn.auth import Credentials
@@ -282,12 +297,12 @@ class Connection:
         self._tags = itertools.count(1)
         self._fanout = Fanout(on_unused=self._unused)
         self._subs = self._fanout.subs
-        self._waiters: dict[str, _Waiter] = {}
+        self._core = SessionCore()
+        self._waiters: dict[ReplyKey, _Waiter] = {}
         self._events: list[Feed[ConnectionEvent]] = []
         self._cancel_scope = trio.CancelScope()
         self._bucket = self._new_bucket()
         self._connect_stamps: list[float] = []
-        self._last_inbound = 0.0
         self._pong = trio.Event()
         self._failure: FlexconnError | None = None
         self._session_connected = False
@@ -309,6 +324,7 @@ class Connection:
         if credentials is not None:
             orders, _ = self._fanout.get_or_add(order_channel())
             orders.internal = True
+            self._core.want(orders.channel.wire)
         self._counters = dict.fromkeys(
             (
                 "frames_in",
@@ -532,6 +548,7 @@ class Connection:
             raise ValueError("backfill is only available for trade channels")
         key = channel.wire
         sub, first = self._fanout.get_or_add(channel)
+        self._core.want(key)
         feed: Feed[T] = Feed(
             key,
             policy=policy,
@@ -628,6 +645,7 @@ class Connection:
         log.warning("%s: snapshots cannot be trusted, resubscribing", wire)
         self._invalidate_book(keeping, InvalidationReason.RESUBSCRIBED, "resubscribing")
         await self._unsubscribe_now(wire)
+        self._core.unsubscribed(wire)
         # Once the exchange confirmed the unsubscription, nothing more comes from the old one.
         keeping.feed.discard_data()
         try:
@@ -790,7 +808,7 @@ class Connection:
         ) as ws:
             self._ws = ws
             self._socket_opened = True
-            self._last_inbound = trio.current_time()
+            self._core.session_started(trio.current_time())
             try:
                 with _one_session_failure():
                     async with trio.open_nursery() as nursery:
@@ -819,7 +837,11 @@ class Connection:
             finally:
                 self._ws = None
                 self._session_nursery = None
-                for waiter in self._waiters.values():
+                for key in self._core.session_lost():
+                    waiter = self._waiters.pop(key, None)
+                    if waiter is not None:
+                        waiter.fail(ConnectionClosed("connection lost"))
+                for waiter in self._waiters.values():  # (abandoned ones: none should be left)
                     waiter.fail(ConnectionClosed("connection lost"))
                 self._waiters.clear()
 
@@ -832,7 +854,7 @@ class Connection:
             self._counters["restarts"] += 1
             marker_count = self._counters["restarts"]
             # Only channels that were live before the drop can have missed anything.
-            for sub in [sub for sub in self._subs.values() if sub.ever_acked]:
+            for sub in [s for key, s in self._subs.items() if self._core.was_live(key)]:
                 for feed in list(sub.feeds):
                     await feed.put(
                         StreamRestarted(
@@ -848,15 +870,13 @@ class Connection:
             sub.held = []
         self._sessions_connected += 1
         self._set_state(ConnectionState.SUBSCRIBING)
-        for sub in self._subs.values():
-            sub.acked = False
-            sub.latest.clear()
+        self._fanout.forget_latest()
         trading = self._credentials is not None
         if trading:
             self._outbox.begin_sync()  # hold order notices until the REST snapshot is in
         # Consumers may subscribe while this runs: loop until every channel is acknowledged (a
         # refused channel is dropped, failing only its own feeds, never the connection).
-        while pending := [key for key, sub in self._subs.items() if not sub.acked]:
+        while pending := self._core.unacked():
             await self._subscribe_now(pending, raise_errors=False)
         if trading:
             # Seed ``orders`` and settle the orders whose replies the last socket took with it,
@@ -878,7 +898,7 @@ class Connection:
     async def _login(self, credentials: Credentials) -> None:
         tag = next(self._tags)
         request = routing.login_request(credentials, timestamp_ms=self._wall_ms(), tag=tag)
-        waiter = self._expect("login")
+        waiter = self._expect(LOGIN)
         await self.send_raw(encode(request))
         try:
             with _reply_deadline(self._timeouts.login, "login"):
@@ -891,16 +911,14 @@ class Connection:
             ) from None
 
     async def _subscribe_now(self, keys: Sequence[str], *, raise_errors: bool = True) -> None:
-        waiters = {key: self._expect(f"subscribe:{key}") for key in keys}
+        replies = self._core.subscribing(keys)
+        waiters = {key: self._waiter(reply) for key, reply in zip(keys, replies, strict=True)}
         await self.send_raw(encode(routing.subscribe_request(keys, tag=next(self._tags))))
         errors: list[ExchangeError] = []
         with _reply_deadline(self._timeouts.subscribe, "subscribe"):
             for key, waiter in waiters.items():
                 try:
-                    await waiter.wait()
-                    sub = self._subs.get(key)
-                    if sub is not None:
-                        sub.acked = sub.ever_acked = True
+                    await waiter.wait()  # (the core marked the channel acknowledged)
                 except ExchangeError as exc:
                     errors.append(SubscriptionError(exc.code, f"{key}: {exc.message}"))
                     self._fanout.drop(key, errors[-1])
@@ -910,7 +928,8 @@ class Connection:
     async def _unsubscribe_now(self, key: str) -> None:
         if self._state is not ConnectionState.CONNECTED:
             return
-        waiter = self._expect(f"unsubscribe:{key}")
+        reply = ReplyKey(ReplyKind.UNSUBSCRIBE, key)
+        waiter = self._expect(reply)
         with trio.move_on_after(self._timeouts.subscribe):
             try:
                 await self.send_raw(
@@ -919,11 +938,12 @@ class Connection:
                 await waiter.wait()
             except (ExchangeError, ConnectionClosed) as exc:
                 log.info("unsubscribe from %s failed: %s", key, exc)
-        self._waiters.pop(f"unsubscribe:{key}", None)
+        self._waiters.pop(reply, None)
+        self._core.abandon(reply)
 
     def _unused(self, key: str, sub: Subscription) -> None:
         """A channel's last consumer left: unsubscribe (when it is live on this socket)."""
-        if self._state is ConnectionState.CONNECTED and sub.acked:
+        if self._core.forget(key) and self._state is ConnectionState.CONNECTED:
             self._spawn_unsubscribe(key)
 
     def _spawn_unsubscribe(self, key: str) -> None:
@@ -975,9 +995,10 @@ class Connection:
         counters = self._counters
         fanout = self._fanout
         subs = fanout.subs
+        core = self._core
         while True:
             frame = await receive()
-            self._last_inbound = trio.current_time()
+            core.last_inbound = trio.current_time()
             counters["frames_in"] += 1
             counters["bytes_in"] += len(frame)
             key = peek_depth_key(frame)
@@ -1022,10 +1043,8 @@ class Connection:
         if isinstance(message, OrderUpdate | OrderFailureNotice | CancelAllNotice):
             self._outbox.on_order_message(message)
         if not isinstance(message, ChannelUpdate):  # (channel updates are never replies)
-            replies = routing.reply_keys(message)
-            if replies:
-                for key, error in replies:
-                    self._resolve(key, error, message)
+            if routing.reply_keys(message):
+                self._apply(self._core.receive_reply(message))
                 return None
             if isinstance(message, Greeting):
                 return None  # the exchange greets every new socket with a nonce; nothing to do
@@ -1036,24 +1055,25 @@ class Connection:
             return None
         return self._fanout.route(routed)
 
-    def _resolve(self, key: str, error: ExchangeError | None, message: object) -> None:
-        """Hand a reply to the command waiting for it."""
-        if key == "pong":
-            self._pong.set()
-            return
-        waiter = self._waiters.pop(key, None)
-        if waiter is None and key in ("error", "subscribe", "unsubscribe"):
-            # A failure that names no channel answers the oldest command of its kind (any kind
-            # for a bare ``error`` event).
-            waiter = self._oldest_waiter("" if key == "error" else f"{key}:")
-        if waiter is not None:
-            waiter.resolve(error)
-            return
-        if error is not None:
-            log.warning("unsolicited error reply: %s", error)
-        self._emit(
-            ConnectionEvent(kind=ConnectionEventKind.UNSOLICITED_REPLY, detail=key, payload=message)
-        )
+    def _apply(self, events: list[SessionEvent]) -> None:
+        """Act on what the session core made of a reply: wake its waiter, or report it."""
+        for event in events:
+            if isinstance(event, ReplySettled):
+                waiter = self._waiters.pop(event.key, None)
+                if waiter is not None:
+                    waiter.resolve(event.error)
+            elif isinstance(event, PongReceived):
+                self._pong.set()
+            else:
+                if event.error is not None:
+                    log.warning("unsolicited error reply: %s", event.error)
+                self._emit(
+                    ConnectionEvent(
+                        kind=ConnectionEventKind.UNSOLICITED_REPLY,
+                        detail=event.detail,
+                        payload=event.message,
+                    )
+                )
 
     def _backfill_failed(self, detail: str) -> None:
         self._emit(ConnectionEvent(kind=ConnectionEventKind.BACKFILL_FAILED, detail=detail))
@@ -1062,7 +1082,7 @@ class Connection:
         hb = self._heartbeat
         while True:
             await trio.sleep(hb.interval)
-            sent_at = trio.current_time()
+            self._core.ping_sent(trio.current_time())
             with trio.move_on_after(hb.timeout):
                 if hb.style is PingStyle.FRAME:
                     await ws.ping()
@@ -1071,7 +1091,7 @@ class Connection:
                     await self.send_raw("ping")
                     await self._pong.wait()
                 continue
-            if self._last_inbound >= sent_at or self._fanout.delivering:
+            if not self._core.ping_unanswered(delivering=self._fanout.delivering):
                 continue
             raise HeartbeatTimeout(
                 f"no pong or other traffic within {hb.timeout:g}s of a ping: presumed dead"
@@ -1079,16 +1099,13 @@ class Connection:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _expect(self, key: str) -> _Waiter:
-        waiter = _Waiter()
-        self._waiters[key] = waiter
-        return waiter
+    def _expect(self, key: ReplyKey) -> _Waiter:
+        """Register a command about to be sent as waiting for ``key``'s reply."""
+        return self._waiter(self._core.expect(key))
 
-    def _oldest_waiter(self, prefix: str) -> _Waiter | None:
-        for key in self._waiters:
-            if key.startswith(prefix):
-                return self._waiters.pop(key)
-        return None
+    def _waiter(self, key: ReplyKey) -> _Waiter:
+        waiter = self._waiters[key] = _Waiter()
+        return waiter
 
     def _new_bucket(self, *, authenticated: bool = False) -> TokenBucket:
         # The exchange counts by arrival; a 2% longer period and a few tokens of headroom absorb
