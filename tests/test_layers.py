@@ -190,6 +190,14 @@ def test_models_and_protocol_import_nothing_above_them(layer: str) -> None:
     assert bad == []
 
 
+def test_the_models_do_not_import_the_protocol() -> None:
+    # The converter is below the models (flexconn._codec); the protocol imports the models.
+    edges = graph(nested=True)
+    reached = set().union(*(reachable(m, edges) for m in MODULES if _within(m, "flexconn.models")))
+    assert sorted(m for m in reached if _within(m, "flexconn.protocol")) == []
+    assert "flexconn._codec" in reached
+
+
 def test_only_the_simulator_and_the_command_line_import_the_simulator() -> None:
     edges = graph(nested=True)
     bad = sorted(
