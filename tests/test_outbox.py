@@ -1,10 +1,13 @@
 """The order outbox against the simulator over real loopback sockets: acknowledgements, batching,
-correlation under reordering, every rejection as its exception, and rate limiting."""
+correlation under reordering, every rejection as its exception, and rate limiting.
+
+On trio's MockClock with the simulator on the shared wall clock (``helpers.wall_ms``), except the
+two pacing tests against real limits, which run on the real clock (see their docstrings)."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -13,61 +16,30 @@ import attrs
 import orjson
 import pytest
 import trio
+import trio.testing
+from helpers import ACCOUNT, engine_orders, tracked, trading, wait_until, wall_ms
 
 from flexconn import errors
 from flexconn.auth import Credentials
-from flexconn.connection import Connection, open_connection
+from flexconn.connection import open_connection
 from flexconn.errors import ExchangeError, FlexconnError, LocalProtocolError, ValidationError
 from flexconn.models.enums import OrderType, Side, TimeInForce
 from flexconn.models.orders import CancelOrder, LimitOrder, MarketOrder, ModifyOrder, StopLimitOrder
 from flexconn.outbox import AckSource, CancelAck, ModifyAck, OutboxConfig, PlaceAck
-from flexconn.rest import RestClient
 from flexconn.sim import RateLimits, Simulator, serve
 from flexconn.transport import Transport, open_trio_websocket
 
 D = Decimal
 MARKET = "BTC-USD-SWAP-LIN"
-ACCOUNT = "1001"
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with serve(participants_rate=None) as simulator:
-        yield simulator
-
-
-def creds(sim: Simulator) -> Credentials:
-    return Credentials(sim.demo_key.api_key, sim.demo_key.api_secret)
-
-
-@asynccontextmanager
-async def trading(sim: Simulator, **kwargs: Any) -> AsyncIterator[Connection]:
-    """A logged-in connection with a REST client for the demo account."""
-    assert sim.rest_url is not None
-    async with (
-        RestClient(sim.rest_url, creds(sim)) as rest,
-        open_connection(sim.ws_url, credentials=creds(sim), rest=rest, **kwargs) as conn,
-    ):
-        yield conn
+def sim(wall_sim: Simulator) -> Simulator:
+    return wall_sim
 
 
 def bid(i: int = 0, quantity: str = "0.001", **kwargs: Any) -> LimitOrder:
     return LimitOrder(MARKET, Side.BUY, D(quantity), D(30000) + i, **kwargs)
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    """Wait (5 s at most) for state that other tasks change without an event to wait on."""
-    with trio.fail_after(5):
-        while not predicate():  # noqa: ASYNC110
-            await trio.sleep(0.005)
-
-
-def engine_orders(sim: Simulator) -> dict[int, Decimal]:
-    return {o.order_id: o.remaining for o in sim.exchange.engine.open_orders(ACCOUNT)}
-
-
-def tracked(conn: Connection) -> dict[int, Decimal]:
-    return {order_id: o.remaining_quantity for order_id, o in conn.orders.items()}
 
 
 def client_ids(sim: Simulator) -> list[int | None]:
@@ -79,7 +51,9 @@ def client_ids(sim: Simulator) -> list[int | None]:
 # -- the round trip ------------------------------------------------------------------------------
 
 
-async def test_place_modify_cancel_round_trip_and_order_state(sim: Simulator) -> None:
+async def test_place_modify_cancel_round_trip_and_order_state(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     async with trading(sim) as conn:
         assert conn.orders.synced and len(conn.orders) == 0
         ack = await conn.place(bid(quantity="0.002", time_in_force=TimeInForce.GTC))
@@ -113,7 +87,9 @@ async def test_place_modify_cancel_round_trip_and_order_state(sim: Simulator) ->
         assert (stats.queued, stats.in_flight, stats.unknown) == (0, 0, 0)
 
 
-async def test_market_and_stop_limit_orders(sim: Simulator) -> None:
+async def test_market_and_stop_limit_orders(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     async with trading(sim) as conn:
         resting = await conn.place(LimitOrder(MARKET, Side.SELL, D("0.003"), D(50000)))
         taken = await conn.place(MarketOrder(MARKET, Side.BUY, D("0.001")))
@@ -138,7 +114,9 @@ async def test_market_and_stop_limit_orders(sim: Simulator) -> None:
 # -- batching ------------------------------------------------------------------------------------
 
 
-async def test_place_many_leaves_in_commands_of_twenty(sim: Simulator) -> None:
+async def test_place_many_leaves_in_commands_of_twenty(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     async with trading(sim) as conn:
         before = conn.stats().frames_out
         outcomes = await conn.place_many([bid(i) for i in range(45)])
@@ -155,7 +133,9 @@ async def test_place_many_leaves_in_commands_of_twenty(sim: Simulator) -> None:
         assert conn.outbox_stats().commands_sent == 3
 
 
-async def test_long_orders_split_at_the_message_length_limit(sim: Simulator) -> None:
+async def test_long_orders_split_at_the_message_length_limit(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     # Exact decimals, written out in full: about 440 bytes per order with its timestamp and
     # recvWindow, so nine fit under the 4096-byte limit.
     orders = [
@@ -170,7 +150,9 @@ async def test_long_orders_split_at_the_message_length_limit(sim: Simulator) -> 
         assert len(engine_orders(sim)) == 20
 
 
-async def test_concurrent_lone_calls_coalesce_into_few_commands(sim: Simulator) -> None:
+async def test_concurrent_lone_calls_coalesce_into_few_commands(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     acks: list[PlaceAck] = []
 
     async with trading(sim) as conn:
@@ -239,7 +221,7 @@ def reordering(hold: int) -> Any:
 
 
 async def test_replies_reversed_untagged_and_interleaved_reach_their_callers(
-    sim: Simulator,
+    sim: Simulator, autojump_clock: trio.testing.MockClock
 ) -> None:
     orders: list[LimitOrder] = []
     expected: dict[int, type[FlexconnError] | None] = {}
@@ -284,7 +266,11 @@ ENGINE_REJECTIONS = [
 
 @pytest.mark.parametrize(("code", "cls", "order"), ENGINE_REJECTIONS)
 async def test_engine_rejections_raise_their_exception(
-    sim: Simulator, code: str, cls: type[ExchangeError], order: LimitOrder
+    sim: Simulator,
+    code: str,
+    cls: type[ExchangeError],
+    order: LimitOrder,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with trading(sim) as conn:
         with pytest.raises(cls) as info:
@@ -308,7 +294,11 @@ INJECTED = [
 
 @pytest.mark.parametrize(("op", "code", "cls"), INJECTED)
 async def test_injected_failures_raise_their_exception_with_code_and_message(
-    sim: Simulator, op: str, code: str, cls: type[ExchangeError]
+    sim: Simulator,
+    op: str,
+    code: str,
+    cls: type[ExchangeError],
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with trading(sim) as conn:
         ack = await conn.place(bid())
@@ -326,7 +316,9 @@ async def test_injected_failures_raise_their_exception_with_code_and_message(
         assert engine_orders(sim) == {ack.order_id: D("0.001")}
 
 
-async def test_cancel_and_modify_of_unknown_orders_raise_order_not_found(sim: Simulator) -> None:
+async def test_cancel_and_modify_of_unknown_orders_raise_order_not_found(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     async with trading(sim) as conn:
         with pytest.raises(errors.OrderNotFoundError) as cancel_info:
             await conn.cancel(MARKET, 123456)
@@ -337,7 +329,9 @@ async def test_cancel_and_modify_of_unknown_orders_raise_order_not_found(sim: Si
         assert [type(o) for o in outcomes] == [errors.OrderNotFoundError] * 2
 
 
-async def test_a_partly_refused_batch_keeps_every_ack(sim: Simulator) -> None:
+async def test_a_partly_refused_batch_keeps_every_ack(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     async with trading(sim) as conn:
         placed = await conn.place_many([bid(1), bid(2)])
         ids = [o.order_id for o in placed if isinstance(o, PlaceAck) and o.order_id is not None]
@@ -353,7 +347,9 @@ async def test_a_partly_refused_batch_keeps_every_ack(sim: Simulator) -> None:
         assert engine_orders(sim) == {}
 
 
-async def test_local_misuse_raises_before_anything_is_sent(sim: Simulator) -> None:
+async def test_local_misuse_raises_before_anything_is_sent(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     async with trading(sim) as conn:
         before = conn.stats().frames_out
         with pytest.raises(ValidationError):
@@ -371,10 +367,12 @@ async def test_local_misuse_raises_before_anything_is_sent(sim: Simulator) -> No
         assert len(anonymous.orders) == 0
 
 
-async def test_a_read_only_key_gets_permission_denied(sim: Simulator) -> None:
+async def test_a_read_only_key_gets_permission_denied(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     key = sim.read_only_key
     async with open_connection(
-        sim.ws_url, credentials=Credentials(key.api_key, key.api_secret)
+        sim.ws_url, credentials=Credentials(key.api_key, key.api_secret), wall_ms=wall_ms
     ) as conn:
         with pytest.raises(errors.PermissionDenied) as info:
             await conn.place(bid())
@@ -384,9 +382,16 @@ async def test_a_read_only_key_gets_permission_denied(sim: Simulator) -> None:
 # -- rate limits ---------------------------------------------------------------------------------
 
 
-async def test_normal_operation_never_provokes_20007(sim: Simulator) -> None:
-    """Default limits on both sides: 120 orders at once exceed the 50 orders/s allowance."""
-    async with trading(sim) as conn:
+async def test_normal_operation_never_provokes_20007() -> None:
+    """Default limits on both sides: 120 orders at once exceed the 50 orders/s allowance.
+
+    On the real clock: on MockClock the sender's pacing spins (the order bucket's delay can be
+    ~1e-17 s, which a mock clock never passes). Its bound is a lower one, so load cannot fail it.
+    """
+    async with (
+        serve(participants_rate=None) as sim,
+        trading(sim, shared_clock=False) as conn,
+    ):
         start = trio.current_time()
         outcomes = await conn.place_many([bid(i) for i in range(120)])
         elapsed = trio.current_time() - start
@@ -396,7 +401,9 @@ async def test_normal_operation_never_provokes_20007(sim: Simulator) -> None:
         assert len(engine_orders(sim)) == 120
 
 
-async def test_injected_20007_is_retried_without_loss_or_duplicates(sim: Simulator) -> None:
+async def test_injected_20007_is_retried_without_loss_or_duplicates(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     config = OutboxConfig(rate_limit_backoff=0.05)
     async with trading(sim, outbox=config) as conn:
         sim.faults.fail_next("placeorder", "20007", times=3)
@@ -408,12 +415,14 @@ async def test_injected_20007_is_retried_without_loss_or_duplicates(sim: Simulat
 
 
 async def test_real_20007_from_the_per_account_limit_is_retried_until_placed() -> None:
-    """The client believes the account may send 50 orders/s; the simulator allows 10."""
+    """The client believes the account may send 50 orders/s; the simulator allows 10.
+
+    On the real clock (the simulator's per-account limit is charged against real time)."""
     config = OutboxConfig(orders_per_second=None, rate_limit_backoff=0.2, max_rate_limit_retries=20)
     limits = RateLimits(orders_per_account=10)
     async with (
         serve(participants_rate=None, rate_limits=limits) as sim,
-        trading(sim, outbox=config) as conn,
+        trading(sim, outbox=config, shared_clock=False) as conn,
     ):
         outcomes = await conn.place_many([bid(i) for i in range(30)])
         assert all(isinstance(o, PlaceAck) for o in outcomes), outcomes
@@ -424,7 +433,9 @@ async def test_real_20007_from_the_per_account_limit_is_retried_until_placed() -
         assert tracked(conn) == engine_orders(sim)
 
 
-async def test_retries_are_bounded_then_the_rate_limit_error_is_the_outcome(sim: Simulator) -> None:
+async def test_retries_are_bounded_then_the_rate_limit_error_is_the_outcome(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
     config = OutboxConfig(rate_limit_backoff=0.01, max_rate_limit_retries=2)
     async with trading(sim, outbox=config) as conn:
         sim.faults.fail_next("placeorder", "20007", times=3)
