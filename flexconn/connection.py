@@ -36,7 +36,6 @@ The state machine of a session is linear and every step has a timeout::
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import ssl
@@ -64,6 +63,7 @@ from flexconn._session import (
 )
 from flexconn._socket import DisconnectReason, SocketClosed
 from flexconn._subscriptions import Blocked, Fanout, Subscription
+from flexconn._writer import SocketWriter
 from flexconn.auth import Credentials
 from flexconn.book import InvalidationReason, OrderBook
 from flexconn.channels import Channel
@@ -292,16 +292,13 @@ class Connection:
         self._rng = random.Random(seed)
         self._state = ConnectionState.CONNECTING
         self._state_changed = trio.Event()
-        self._ws: Transport | None = None
-        self._send_lock = trio.Lock()
-        self._tags = itertools.count(1)
         self._fanout = Fanout(on_unused=self._unused)
         self._subs = self._fanout.subs
         self._core = SessionCore()
         self._waiters: dict[ReplyKey, _Waiter] = {}
         self._events: list[Feed[ConnectionEvent]] = []
         self._cancel_scope = trio.CancelScope()
-        self._bucket = self._new_bucket()
+        self._writer = SocketWriter(self._new_bucket())
         self._connect_stamps: list[float] = []
         self._pong = trio.Event()
         self._failure: FlexconnError | None = None
@@ -315,9 +312,7 @@ class Connection:
         self._books: list[BookKeeping] = []
         self._outbox = Outbox(
             config=outbox,
-            send=self.send_raw,
-            command_delay=lambda now: self._bucket.delay(now),
-            next_tag=lambda: next(self._tags),
+            writer=self._writer,
             rest=rest,
             wall_ms=self._wall_ms,
         )
@@ -328,9 +323,7 @@ class Connection:
         self._counters = dict.fromkeys(
             (
                 "frames_in",
-                "frames_out",
                 "bytes_in",
-                "bytes_out",
                 "reconnects",
                 "restarts",
                 "drops",
@@ -693,9 +686,9 @@ class Connection:
             url=self.url,
             authenticated=self.authenticated,
             frames_in=c["frames_in"],
-            frames_out=c["frames_out"],
+            frames_out=self._writer.frames_out,
             bytes_in=c["bytes_in"],
-            bytes_out=c["bytes_out"],
+            bytes_out=self._writer.bytes_out,
             drops=c["drops"],
             connect_failures=c["connect_failures"],
             disconnect_reasons=dict(self._disconnect_reasons),
@@ -709,18 +702,7 @@ class Connection:
 
     async def send_raw(self, text: str) -> None:
         """Send one already-encoded command, rate limited; raises ``ConnectionClosed`` if down."""
-        ws = self._ws
-        if ws is None or self._state not in (
-            ConnectionState.CONNECTED,
-            ConnectionState.SUBSCRIBING,
-            ConnectionState.LOGGING_IN,
-        ):
-            raise ConnectionClosed("not connected")
-        await self._take_token()
-        async with self._send_lock:
-            await ws.send(text)
-        self._counters["frames_out"] += 1
-        self._counters["bytes_out"] += len(text)
+        await self._writer.send(text)
 
     async def aclose(self) -> None:
         """Close the connection and stop every task it owns; idempotent."""
@@ -765,7 +747,7 @@ class Connection:
             raise
         finally:
             self._set_state(ConnectionState.CLOSED)
-            self._ws = None
+            self._writer.shut()
             self._outbox.close(str(self._failure) if self._failure else "the connection closed")
             for feed in self._fanout.feeds():
                 feed.end(self._failure)
@@ -786,7 +768,6 @@ class Connection:
         self._session_connected = False
         self._set_state(ConnectionState.CONNECTING)
         self._connect_stamps.append(trio.current_time())
-        self._bucket = self._new_bucket(authenticated=False)
         self._socket_opened = self._drop_reported = False
         try:
             with _one_session_failure():
@@ -806,7 +787,7 @@ class Connection:
             connect_timeout=self._policy.connect_timeout,
             **options,
         ) as ws:
-            self._ws = ws
+            self._writer.open(ws, self._new_bucket(authenticated=False))
             self._socket_opened = True
             self._core.session_started(trio.current_time())
             try:
@@ -835,7 +816,7 @@ class Connection:
                 self._socket_lost(exc)
                 raise
             finally:
-                self._ws = None
+                self._writer.shut()
                 self._session_nursery = None
                 for key in self._core.session_lost():
                     waiter = self._waiters.pop(key, None)
@@ -849,7 +830,7 @@ class Connection:
         if self._credentials is not None:
             self._set_state(ConnectionState.LOGGING_IN)
             await self._login(self._credentials)
-            self._bucket = self._new_bucket(authenticated=True)
+            self._writer.set_bucket(self._new_bucket(authenticated=True))
         if self._sessions_connected:
             self._counters["restarts"] += 1
             marker_count = self._counters["restarts"]
@@ -896,7 +877,7 @@ class Connection:
                 )
 
     async def _login(self, credentials: Credentials) -> None:
-        tag = next(self._tags)
+        tag = self._writer.next_tag()
         request = routing.login_request(credentials, timestamp_ms=self._wall_ms(), tag=tag)
         waiter = self._expect(LOGIN)
         await self.send_raw(encode(request))
@@ -913,7 +894,7 @@ class Connection:
     async def _subscribe_now(self, keys: Sequence[str], *, raise_errors: bool = True) -> None:
         replies = self._core.subscribing(keys)
         waiters = {key: self._waiter(reply) for key, reply in zip(keys, replies, strict=True)}
-        await self.send_raw(encode(routing.subscribe_request(keys, tag=next(self._tags))))
+        await self.send_raw(encode(routing.subscribe_request(keys, tag=self._writer.next_tag())))
         errors: list[ExchangeError] = []
         with _reply_deadline(self._timeouts.subscribe, "subscribe"):
             for key, waiter in waiters.items():
@@ -933,7 +914,7 @@ class Connection:
         with trio.move_on_after(self._timeouts.subscribe):
             try:
                 await self.send_raw(
-                    encode(routing.unsubscribe_request([key], tag=next(self._tags)))
+                    encode(routing.unsubscribe_request([key], tag=self._writer.next_tag()))
                 )
                 await waiter.wait()
             except (ExchangeError, ConnectionClosed) as exc:
@@ -959,6 +940,7 @@ class Connection:
         newest message (a consumer joining now must not start from the dead socket's data), and
         invalidates every live book, dropping the snapshots still buffered for it.
         """
+        self._writer.shut()  # nothing more is written to a dead socket
         if isinstance(exc, TransportError | RemoteProtocolError | ExchangeError):
             self._report_drop(exc)
             self._set_state(ConnectionState.RECONNECTING, str(exc) or type(exc).__name__)
@@ -1114,11 +1096,6 @@ class Connection:
         if not authenticated:
             return TokenBucket(1, per=1.02)
         return self._outbox_config.bucket(self._outbox_config.commands_per_second)
-
-    async def _take_token(self) -> None:
-        # The bucket is refilled by time alone, so sleeping until it has a token is exact.
-        while not self._bucket.try_take(trio.current_time()):  # noqa: ASYNC110
-            await trio.sleep(self._bucket.delay(trio.current_time()))
 
     def _set_state(self, state: ConnectionState, detail: str = "") -> None:
         if state is self._state:

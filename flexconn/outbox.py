@@ -66,6 +66,7 @@ from flexconn._reconcile import (
     place_outcome,
     place_verdict,
 )
+from flexconn._writer import SocketWriter
 from flexconn.errors import (
     ConnectionClosed,
     FlexconnError,
@@ -151,10 +152,9 @@ class Outbox:
 
     Args:
         config: batching, pacing and timeout settings.
-        send: sends one command on the current socket, taking a token from the socket's command
-            bucket (``Connection.send_raw``).
-        command_delay: seconds until that bucket has a token, given trio time.
-        next_tag: a tag no other command of the connection uses.
+        writer: the connection's :class:`~flexconn._writer.SocketWriter`: it paces every
+            command by the socket's command bucket, writes it, and hands out command tags. The
+            outbox hands it whole batches and never calls back into the connection.
         rest: REST calls for seeding and reconciliation (``None``: see the module notes).
         wall_ms: epoch milliseconds: the ``timestamp`` of places and modifies, whether their
             window has closed, REST time windows, the client order id seed. It must agree with
@@ -165,9 +165,7 @@ class Outbox:
         self,
         *,
         config: OutboxConfig,
-        send: Callable[[str], Awaitable[None]],
-        command_delay: Callable[[float], float],
-        next_tag: Callable[[], int],
+        writer: SocketWriter,
         rest: OrderLookup | None,
         wall_ms: Callable[[], int] = _wall_ms,
     ) -> None:
@@ -175,9 +173,9 @@ class Outbox:
         #: The account's open orders, kept from the order channel (and REST when available).
         self.orders = OpenOrders()
         self._core = OutboxCore(config, first_client_order_id=wall_ms() * 1000)
-        self._send = send
-        self._command_delay = command_delay
-        self._next_tag = next_tag
+        self._writer = writer
+        #: Writes one packed command (the writer's ``send``; a test may wrap it).
+        self._send: Callable[[str], Awaitable[None]] = writer.send
         self._rest = rest
         self._wall_ms = wall_ms
         rate = config.orders_per_second
@@ -386,7 +384,7 @@ class Outbox:
         """Seconds until the limits (and a 20007 backoff) let the next command leave."""
         core = self._core
         bucket = self._bucket
-        delay = max(core.hold_until - now, self._command_delay(now))
+        delay = max(core.hold_until - now, self._writer.delay(now))
         if bucket is not None and core.needs_order_tokens():
             delay = max(delay, bucket.delay(now))
         return delay
@@ -397,7 +395,7 @@ class Outbox:
         bucket = self._bucket
         tokens = bucket.available(now) if bucket is not None else None
         batch = self._core.next_batch(
-            now, tag=self._next_tag(), wall_ms=self._wall_ms(), order_tokens=tokens
+            now, tag=self._writer.next_tag(), wall_ms=self._wall_ms(), order_tokens=tokens
         )
         if batch is not None and bucket is not None and batch.counted_orders:
             bucket.try_take(now, batch.counted_orders)
