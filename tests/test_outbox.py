@@ -379,6 +379,28 @@ async def test_a_read_only_key_gets_permission_denied(
         assert info.value.code == "05001"
 
 
+async def test_acks_carry_what_the_exchange_answered_not_what_was_asked(
+    sim: Simulator, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with trading(sim) as conn:
+        await trio.sleep(5)  # the exchange's clock has moved on since the session began
+        ack = await conn.place(bid(7))  # no order id, no client order id: the exchange's own
+        (order,) = sim.exchange.engine.open_orders(ACCOUNT)
+        assert ack.order_id == order.order_id
+        assert ack.client_order_id == order.client_order_id
+        assert ack.reply is not None and ack.reply.data is not None
+        assert ack.reply.data.order_id == order.order_id
+        assert ack.reply.timestamp == order.timestamp == wall_ms()  # the exchange's clock
+        await trio.sleep(1)
+        # A cancel names the order id only: the client order id comes from the exchange.
+        cancel = await conn.cancel(MARKET, ack.order_id)
+        assert cancel.client_order_id == order.client_order_id
+        assert cancel.reply is not None and cancel.reply.timestamp == wall_ms()
+        assert cancel.reply.timestamp != ack.reply.timestamp
+        (closed,) = sim.exchange.engine.order_history(ACCOUNT)
+        assert (closed.order_id, closed.status.value) == (order.order_id, "CANCELED_BY_USER")
+
+
 # -- rate limits ---------------------------------------------------------------------------------
 
 
