@@ -88,7 +88,13 @@ class Fanout:
         self.subs: dict[str, Subscription] = {}
         #: True while the reader waits for a full ``BLOCK`` feed (the heartbeat forgives that).
         self.delivering = False
+        #: Whether any depth channel is subscribed: only then may a frame be a depth frame worth
+        #: peeking at (kept as subscriptions come and go, read per frame).
+        self.has_depth = False
         self._on_unused = on_unused
+
+    def _changed(self) -> None:
+        self.has_depth = any(sub.channel.name.startswith("depth") for sub in self.subs.values())
 
     def get_or_add(self, channel: Channel[Any]) -> tuple[Subscription, bool]:
         """The subscription of ``channel``, and whether it was just created."""
@@ -97,6 +103,7 @@ class Fanout:
         if sub is not None:
             return sub, False
         sub = self.subs[key] = Subscription(channel)
+        self._changed()
         return sub, True
 
     def attach(self, sub: Subscription, feed: Feed[Any]) -> None:
@@ -113,12 +120,14 @@ class Fanout:
         sub.feeds.remove(feed)
         if not sub.feeds and not sub.internal:
             del self.subs[feed.channel]
+            self._changed()
             self._on_unused(feed.channel, sub)
 
     def drop(self, key: str, error: FlexconnError) -> None:
         """Forget a subscription the exchange refused, ending its feeds with ``error``."""
         sub = self.subs.pop(key, None)
         if sub is not None:
+            self._changed()
             for feed in sub.feeds:
                 feed.end(error)
 

@@ -44,7 +44,7 @@ from contextlib import AbstractContextManager, asynccontextmanager, contextmanag
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import trio
@@ -93,7 +93,6 @@ from flexconn.errors import (
     TransportError,
 )
 from flexconn.feeds import Feed, FeedStatistics, StreamRestarted
-from flexconn.models.base import ChannelUpdate
 from flexconn.models.enums import DepthLevel, Side
 from flexconn.models.notices import CancelAllNotice, OrderFailureNotice, OrderUpdate
 from flexconn.models.orders import CancelOrder, ModifyOrder, OrderSpec
@@ -983,7 +982,8 @@ class Connection:
             core.last_inbound = trio.current_time()
             counters["frames_in"] += 1
             counters["bytes_in"] += len(frame)
-            key = peek_depth_key(frame)
+            # Only a connection with a depth subscription can have a depth frame worth peeking at.
+            key = peek_depth_key(frame) if fanout.has_depth else None
             if key is not None:
                 sub = subs.get(key) or subs.get(fanout.depth_variant(key))
                 if sub is not None and sub.held is None:
@@ -1018,24 +1018,29 @@ class Connection:
         Delivery is synchronous whenever every feed has room, so the reader pays no coroutine
         per message; once one delivery has to wait, the rest of the message's wait behind it.
         """
-        # Order replies go to the outbox that sent the commands; order-channel messages keep
-        # ``orders`` and settle requests whose reply was lost, then reach subscribers as usual.
-        if isinstance(message, OrderReply) and self._outbox.on_reply(message):
-            return None
-        if isinstance(message, OrderUpdate | OrderFailureNotice | CancelAllNotice):
-            self._outbox.on_order_message(message)
-        if not isinstance(message, ChannelUpdate):  # (channel updates are never replies)
-            if routing.reply_keys(message):
-                self._apply(self._core.receive_reply(message))
+        # One look-up in the route table per message (by its exact type, cached).
+        cls = type(message)
+        handlers = routing.handlers_of(cls)
+        if handlers.reply is not None:
+            # Order replies go to the outbox that sent the commands; the session core settles
+            # the connection's own commands (and reports replies nobody waited for).
+            if cls is OrderReply and self._outbox.on_reply(message):  # type: ignore[arg-type]
                 return None
-            if isinstance(message, Greeting):
-                return None  # the exchange greets every new socket with a nonce; nothing to do
-        routed = routing.route(message)
-        if routed is None:
-            self._counters["unknown"] += 1
-            self._emit(ConnectionEvent(kind=ConnectionEventKind.UNKNOWN_MESSAGE, payload=message))
+            self._apply(self._core.receive_reply(message))
             return None
-        return self._fanout.route(routed)
+        route = handlers.route
+        if route is None:
+            if cls is not Greeting:  # (the exchange greets every new socket with a nonce)
+                self._counters["unknown"] += 1
+                self._emit(
+                    ConnectionEvent(kind=ConnectionEventKind.UNKNOWN_MESSAGE, payload=message)
+                )
+            return None
+        if cls in _ORDER_MESSAGES:
+            # Order-channel messages keep ``orders`` and settle requests whose reply was lost,
+            # then reach subscribers as usual.
+            self._outbox.on_order_message(message)
+        return self._fanout.route(route(message))
 
     def _apply(self, events: list[SessionEvent]) -> None:
         """Act on what the session core made of a reply: wake its waiter, or report it."""
@@ -1108,6 +1113,10 @@ class Connection:
     def _emit(self, event: ConnectionEvent) -> None:
         for feed in self._events:
             feed.put_nowait(event)
+
+
+#: Order-channel messages, which the outbox learns from before they reach subscribers.
+_ORDER_MESSAGES: Final = frozenset((OrderUpdate, OrderFailureNotice, CancelAllNotice))
 
 
 def _disconnect_reason(exc: FlexconnError, *, opened: bool) -> tuple[DisconnectReason, int | None]:

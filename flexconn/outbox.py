@@ -72,7 +72,8 @@ from flexconn.errors import (
     FlexconnError,
     OrderOutcomeUnknown,
 )
-from flexconn.models.notices import CancelAllNotice
+from flexconn.models.enums import OrderStatus
+from flexconn.models.notices import CancelAllNotice, OrderMatched, OrderUpdate
 from flexconn.models.orders import CancelOrder, ModifyOrder, OrderSpec
 from flexconn.models.replies import OrderAction, OrderReply
 from flexconn.models.rest import (
@@ -133,6 +134,20 @@ class OrderLookup(Protocol):
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _only_partial_fills(message: object) -> bool:
+    """Whether ``message`` holds only partial fills (``OrderMatched``, not filled)."""
+    if type(message) is not OrderUpdate:
+        return False
+    for event in message.data:
+        if (
+            type(event) is not OrderMatched
+            or event.status is OrderStatus.FILLED
+            or event.remain_quantity <= 0
+        ):
+            return False
+    return True
 
 
 def _typed(outcome: Outcome | None, cls: type[A]) -> A | FlexconnError:
@@ -296,6 +311,10 @@ class Outbox:
     def on_order_message(self, message: object) -> None:
         """Take an order-channel message from the reader (open orders, evidence)."""
         self.orders.apply(message)
+        if not self._done and _only_partial_fills(message):
+            # Nothing in flight, and partial fills are evidence only for a placement in flight
+            # (closes and replacements, which the core remembers, always go through).
+            return
         self._settle(self._core.on_order_message(message))
         if isinstance(message, CancelAllNotice):
             self._resync()
