@@ -203,7 +203,7 @@ def test_batches_split_at_the_message_length_limit() -> None:
         for i in range(20)
     ]
     c.submit_many(PLACE, long_orders)
-    batches = []
+    batches: list[Batch] = []
     while c.queued:
         batches.append(batch(c, tag=len(batches) + 1))
     assert sum(len(b.tickets) for b in batches) == 20
