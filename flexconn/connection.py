@@ -27,7 +27,8 @@ The protocol state (wanted and acknowledged channels, commands waiting for repli
 keys, the heartbeat's clock) is data in a sans-IO :class:`~flexconn._session.SessionCore`: the
 tasks here feed it replies and the time and act on the events it returns. Fan-out lives in
 :mod:`flexconn._subscriptions`, trade backfill in :mod:`flexconn._backfill`, live books in
-:mod:`flexconn._livebooks`.
+:mod:`flexconn._livebooks`; every command leaves through the socket's one
+:class:`~flexconn._writer.SocketWriter` (its command bucket and its write, under one lock).
 
 The state machine of a session is linear and every step has a timeout::
 
