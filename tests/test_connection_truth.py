@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from helpers import creds
 
 from flexconn import (
     ConnectionEvent,
@@ -45,7 +46,7 @@ from flexconn import (
     channels,
     open_connection,
 )
-from flexconn.auth import Credentials, ws_login_data
+from flexconn.auth import ws_login_data
 from flexconn.models.enums import DepthLevel
 from flexconn.models.market import DepthUpdate, MarketUpdate, TickerUpdate
 from flexconn.sim import Simulator, serve
@@ -67,10 +68,6 @@ async def sim() -> AsyncIterator[Simulator]:
 async def quiet_sim() -> AsyncIterator[Simulator]:
     async with serve(participants_rate=None) as simulator:
         yield simulator
-
-
-def creds(sim: Simulator) -> Credentials:
-    return Credentials(sim.demo_key.api_key, sim.demo_key.api_secret)
 
 
 async def until_valid(live: LiveOrderBook) -> None:

@@ -3,18 +3,15 @@ and against the simulator: seeded on connect, correct across drops, partial fill
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
-import trio
+from helpers import ACCOUNT, creds, trading, wait_until
 
-from flexconn.auth import Credentials
-from flexconn.config import ReconnectPolicy
-from flexconn.connection import Connection, ConnectionState, open_connection
+from flexconn.connection import Connection, ConnectionState
 from flexconn.models.enums import OrderStatus, OrderType, Side, TimeInForce
 from flexconn.models.orders import LimitOrder, MarketOrder
 from flexconn.models.rest import OpenOrder as RestOpenOrder
@@ -25,8 +22,6 @@ from flexconn.sim import Simulator, serve
 
 D = Decimal
 MARKET = "BTC-USD-SWAP-LIN"
-ACCOUNT = "1001"
-FAST_RETRY = ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
 
 
 def frame(notice: str, order_id: int, **fields: Any) -> object:
@@ -199,22 +194,6 @@ async def sim() -> AsyncIterator[Simulator]:
         yield simulator
 
 
-def creds(sim: Simulator) -> Credentials:
-    return Credentials(sim.demo_key.api_key, sim.demo_key.api_secret)
-
-
-@asynccontextmanager
-async def trading(sim: Simulator, **kwargs: Any) -> AsyncIterator[Connection]:
-    assert sim.rest_url is not None
-    async with (
-        RestClient(sim.rest_url, creds(sim)) as rest,
-        open_connection(
-            sim.ws_url, credentials=creds(sim), rest=rest, reconnect=FAST_RETRY, **kwargs
-        ) as conn,
-    ):
-        yield conn
-
-
 def truth(sim: Simulator) -> dict[int, tuple[Decimal, Decimal | None, Side]]:
     return {
         o.order_id: (o.remaining, o.price, o.side) for o in sim.exchange.engine.open_orders(ACCOUNT)
@@ -223,12 +202,6 @@ def truth(sim: Simulator) -> dict[int, tuple[Decimal, Decimal | None, Side]]:
 
 def tracked(conn: Connection) -> dict[int, tuple[Decimal, Decimal | None, Side]]:
     return {i: (o.remaining_quantity, o.price, o.side) for i, o in conn.orders.items()}
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with trio.fail_after(5):
-        while not predicate():  # noqa: ASYNC110 - state owned by other tasks
-            await trio.sleep(0.005)
 
 
 def place_directly(sim: Simulator, price: int, quantity: str = "0.001") -> int:
@@ -247,14 +220,14 @@ def place_directly(sim: Simulator, price: int, quantity: str = "0.001") -> int:
 
 async def test_orders_are_seeded_on_connect(sim: Simulator) -> None:
     existing = {place_directly(sim, 30000 + i) for i in range(3)}
-    async with trading(sim) as conn:
+    async with trading(sim, shared_clock=False) as conn:
         assert conn.orders.synced
         assert set(conn.orders) == existing
         assert tracked(conn) == truth(sim)
 
 
 async def test_orders_stay_true_across_a_drop_that_hid_changes(sim: Simulator) -> None:
-    async with trading(sim) as conn:
+    async with trading(sim, shared_clock=False) as conn:
         kept = await conn.place(LimitOrder(MARKET, Side.SELL, D("0.003"), D(50000)))
         doomed = await conn.place(LimitOrder(MARKET, Side.BUY, D("0.001"), D(30000)))
         await wait_until(lambda: len(conn.orders) == 2)
@@ -284,7 +257,10 @@ async def test_orders_stay_true_across_a_drop_that_hid_changes(sim: Simulator) -
 
 async def test_fills_amends_and_a_rest_cancel_all_are_followed(sim: Simulator) -> None:
     assert sim.rest_url is not None
-    async with trading(sim) as conn, RestClient(sim.rest_url, creds(sim)) as rest:
+    async with (
+        trading(sim, shared_clock=False) as conn,
+        RestClient(sim.rest_url, creds(sim)) as rest,
+    ):
         maker = await conn.place(LimitOrder(MARKET, Side.SELL, D("0.005"), D(50000)))
         assert maker.order_id is not None
         maker_id = maker.order_id

@@ -9,18 +9,17 @@ the connection share one wall clock derived from trio time, so an order's ``recv
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from helpers import ACCOUNT, sim_exchange, trading, wait_until, wall_ms
 
-from flexconn.auth import Credentials
-from flexconn.config import Heartbeat, ReconnectPolicy
-from flexconn.connection import Connection, ConnectionState, open_connection
+from flexconn.config import Heartbeat
+from flexconn.connection import ConnectionState
 from flexconn.errors import (
     AuthenticationError,
     FlexconnError,
@@ -32,44 +31,23 @@ from flexconn.errors import (
 from flexconn.models.enums import OrderStatus, OrderType, Side
 from flexconn.models.orders import LimitOrder, ModifyOrder
 from flexconn.outbox import AckSource, CancelAck, ModifyAck, OutboxConfig, PlaceAck
-from flexconn.rest import RestClient
-from flexconn.sim import SimExchange, Simulator, serve
+from flexconn.sim import Simulator, serve
 
 D = Decimal
 MARKET = "BTC-USD-SWAP-LIN"
-ACCOUNT = "1001"
 TAKER = "2002"
-EPOCH = 1_700_000_000_000
-FAST_RETRY = ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
 #: Declares a silent socket dead within about two seconds.
 QUICK_HEARTBEAT = Heartbeat(interval=1.0, timeout=1.0)
 #: Never declares the socket dead during a test.
 PATIENT_HEARTBEAT = Heartbeat(interval=30.0, timeout=20.0)
 
 
-def wall_ms() -> int:
-    """The shared wall clock: epoch milliseconds that advance with trio's (mock) time."""
-    return EPOCH + int(trio.current_time() * 1000)
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    exchange = SimExchange(clock=wall_ms)
+    exchange = sim_exchange()
     exchange.open_account(TAKER, {"USD": D(10_000_000), "BTC": D(1000)})
     async with serve(participants_rate=None, exchange=exchange) as simulator:
         yield simulator
-
-
-@asynccontextmanager
-async def trading(sim: Simulator, **kwargs: Any) -> AsyncIterator[Connection]:
-    assert sim.rest_url is not None
-    key = Credentials(sim.demo_key.api_key, sim.demo_key.api_secret)
-    kwargs.setdefault("reconnect", FAST_RETRY)
-    async with (
-        RestClient(sim.rest_url, key, clock=lambda: wall_ms() / 1000) as rest,
-        open_connection(sim.ws_url, credentials=key, rest=rest, wall_ms=wall_ms, **kwargs) as conn,
-    ):
-        yield conn
 
 
 def bid(price: int = 30000, quantity: str = "0.002") -> LimitOrder:
@@ -97,12 +75,6 @@ def history(sim: Simulator) -> dict[int, Any]:
 
 def with_cid(sim: Simulator, cid: int) -> list[Any]:
     return [o for o in history(sim).values() if o.client_order_id == cid]
-
-
-async def wait_until(predicate: Callable[[], bool], seconds: float = 30) -> None:
-    with trio.fail_after(seconds):
-        while not predicate():  # noqa: ASYNC110 - state owned by other tasks
-            await trio.sleep(0.01)
 
 
 async def outcome_of(call: Any) -> object:
@@ -310,9 +282,9 @@ async def test_a_2020_12_reply_without_order_id_takes_it_from_the_notice(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(place)
-            await wait_until(lambda: len(sim.exchange.engine.open_orders(ACCOUNT)) == 1)
+            await wait_until(lambda: len(sim.exchange.engine.open_orders(ACCOUNT)) == 1, 30)
             (order,) = sim.exchange.engine.open_orders(ACCOUNT)
-            await wait_until(lambda: order.order_id in conn.orders)
+            await wait_until(lambda: order.order_id in conn.orders, 30)
             old_style = {
                 "event": "placeorder",
                 "submitted": True,
@@ -455,7 +427,7 @@ async def test_closing_the_connection_ends_lookups_waiting_for_a_window(
         outer.start_soon(place)
         # The socket is given up and the connection is back; the lookup found nothing and
         # waits for the 20 s window to close. Then the block exits.
-        await wait_until(lambda: conn.stats().reconnects == 1)
+        await wait_until(lambda: conn.stats().reconnects == 1, 30)
         await trio.sleep(1)
         assert conn.outbox_stats().unknown == 1 and not results
     (outcome,) = results
