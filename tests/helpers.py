@@ -1,7 +1,7 @@
 """Helpers shared by the tests that run the client against the simulator.
 
-Imported by the test modules (``from helpers import ...``; ``tests/`` is on ``sys.path`` as the
-root ``conftest.py``'s directory) and re-exported by ``tests/conftest.py``.
+Test modules import them (``from helpers import ...``; ``tests/`` is on ``sys.path`` as the root
+``conftest.py``'s directory), and ``tests/conftest.py`` builds its ``wall_sim`` fixture on them.
 
 Time: tests that take pytest-trio's ``autojump_clock`` run the simulator and the client on one
 ``MockClock``. :func:`wall_ms` is the wall clock both sides share there (epoch milliseconds that
