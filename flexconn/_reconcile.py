@@ -323,7 +323,13 @@ def modify_outcome(
         # A modify that changes side or price closes the order as CANCELED_BY_AMEND: this one
         # closed otherwise, so the modify never applied (nor can it now).
         return _already_closed(order_id, reason, "modify")
-    return KeepLooking(
+    if reason is None:
+        return KeepLooking(
+            f"order {order_id} closed (reason unknown yet); the modify may have changed it in "
+            f"place before"
+        )
+    # Closed for good, and how is known: no later lookup can tell more than this one.
+    return OrderOutcomeUnknown(
         f"order {order_id} closed ({reason or 'reason unknown'}); the modify may have changed it "
-        f"in place before"
+        f"in place before, and the evidence that would tell was lost"
     )

@@ -865,6 +865,12 @@ def test_modify_outcome(provable: bool) -> None:
     assert isinstance(gone, OrderAlreadyClosed) and gone.close_reason is None
     shrink_closed = modify_outcome(ticket, open_orders=[], records=records[:1], provable=provable)
     assert isinstance(shrink_closed, KeepLooking)  # it may have shrunk the order before
+    # Filled for good: whether the modify shrank it first, no later lookup can tell.
+    filled = attrs.evolve(
+        record(40, OrderRecordStatus.CLOSED, cid=3), status=OrderRecordStatus.MATCHED
+    )
+    shrink_filled = modify_outcome(ticket, open_orders=[], records=[filled], provable=provable)
+    assert isinstance(shrink_filled, OrderOutcomeUnknown)
     nothing = modify_outcome(ticket, open_orders=[], records=[], provable=provable)
     assert isinstance(nothing, OrderNotApplied if provable else KeepLooking)
 

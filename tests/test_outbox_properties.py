@@ -151,7 +151,12 @@ def check_truth(run: Run) -> None:
             assert isinstance(
                 outcome,
                 PlaceAck | CancelAck | ModifyAck | ExchangeError | OrderNotApplied,
-            ) or (isinstance(outcome, OrderOutcomeUnknown) and "cancel" in str(outcome)), outcome
+            ) or (
+                # Honest doubt: a cancel of a still-open order (no recvWindow), or a modify of
+                # an order that closed before REST could tell whether the modify touched it.
+                isinstance(outcome, OrderOutcomeUnknown)
+                and ("cancel" in str(outcome) or "modify may have changed" in str(outcome))
+            ), outcome
             if isinstance(outcome, PlaceAck):
                 assert outcome.order_id in by_cid.get(outcome.client_order_id, set())
             if isinstance(outcome, OrderNotApplied) and outcome.sent:
