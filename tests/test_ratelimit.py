@@ -40,3 +40,18 @@ def test_never_exceeds_rate_over_any_window(gaps: list[float], rate: int) -> Non
     for i, start in enumerate(taken):
         in_window = [t for t in taken[i:] if t - start <= 1.0]
         assert len(in_window) <= rate + rate * 1.0 + 1e-9
+
+
+def test_float_residue_never_reads_as_a_token_missing_for_an_instant() -> None:
+    # 50 tokens per 1.02 s, refilled in awkward steps: the sums leave float residue.
+    bucket = TokenBucket(50, per=1.02, capacity=45)
+    now = 1000.0
+    while bucket.try_take(now):
+        pass
+    for step in range(1, 400):
+        now += 0.0204 / 3
+        delay = bucket.delay(now)
+        # Either a token is here, or the wait is a real interval a clock can move past.
+        assert delay == 0 or delay > 1e-9, (step, delay)
+        if delay == 0:
+            assert bucket.try_take(now)
