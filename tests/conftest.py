@@ -11,7 +11,8 @@ rest of the suite runs beside them instead of after them.
 Helpers shared by the tests (``trading``, ``wait_until``, ``all_tasks``, ``engine_orders``, the
 MockClock wall clock ``wall_ms`` and the exchange set on it) live in ``tests/helpers.py``;
 test modules import them from there (``from helpers import ...``). ``wall_sim`` is a quiet
-simulator (no market participants) on that wall clock, for tests on ``autojump_clock``.
+simulator (no market participants) on that wall clock, for tests on ``autojump_clock``;
+``quiet_sim`` is one on the real clock.
 """
 
 from __future__ import annotations
@@ -48,3 +49,10 @@ async def wall_sim() -> AsyncIterator[Simulator]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put the slow tests first (a stable sort keeps the rest in their order)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture
+async def quiet_sim() -> AsyncIterator[Simulator]:
+    """A simulator without market participants, on the real clock."""
+    async with serve(participants_rate=None) as simulator:
+        yield simulator

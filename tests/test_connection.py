@@ -37,12 +37,6 @@ async def sim() -> AsyncIterator[Simulator]:
         yield simulator
 
 
-@pytest.fixture
-async def quiet_sim() -> AsyncIterator[Simulator]:
-    async with serve(participants_rate=None) as simulator:
-        yield simulator
-
-
 async def settle(sim: Simulator) -> None:
     """Wait for the simulator to notice closed sockets (its handler tasks are not ours)."""
     await wait_until(lambda: sim.faults.connection_count == 0)

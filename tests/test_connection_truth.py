@@ -64,12 +64,6 @@ async def sim() -> AsyncIterator[Simulator]:
         yield simulator
 
 
-@pytest.fixture
-async def quiet_sim() -> AsyncIterator[Simulator]:
-    async with serve(participants_rate=None) as simulator:
-        yield simulator
-
-
 async def until_valid(live: LiveOrderBook) -> None:
     while not live.book.valid:
         await live.wait_updated()
