@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import goal
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS_PAGE = HERE.parent / "docs" / "benchmarks.md"
@@ -358,28 +360,17 @@ def _verdict(
     reason: str = "",
     detail: str = "",
 ) -> dict[str, Any]:
-    """A goal entry of the same shape as ``harness.goal`` (report.py stays import-free)."""
-    if value is None:
-        met = False
-    elif comparison == ">=":
-        met = value >= target
-    elif comparison == "<=":
-        met = value <= target
-    else:
-        met = value < target
-    entry: dict[str, Any] = {
-        "goal": name,
-        "value": value,
-        "target": target,
-        "comparison": comparison,
-        "unit": unit,
-        "met": met,
-        "detail": detail,
-        "reason": "" if met else (reason or "no reason recorded"),
-    }
-    if spread:
-        entry["spread"] = [min(spread), statistics.median(spread), max(spread)]
-    return entry
+    """``harness.goal`` with the value and target positional, as the report's callers write it."""
+    return goal(
+        name,
+        value=value,
+        target=target,
+        comparison=comparison,
+        unit=unit,
+        spread_of=spread,
+        reason=reason,
+        detail=detail,
+    )
 
 
 def decode_goal(out: Path) -> dict[str, Any]:
