@@ -103,7 +103,13 @@ def test_demo_draws_book_trades_orders_outbox_and_connection_panels(
     assert "flexconn demo" in screen.splitlines()[0]
     # After the forced disconnect the connection panel shows the reconnect and what was
     # resubscribed, while the orders placed before it are still listed.
-    screen = term.wait_for(lambda s: re.search(r"resubscribed\s+order:all", s) is not None)
+    # (reconnects counts sessions that reached CONNECTED, which follows the resubscription.)
+    screen = term.wait_for(
+        lambda s: (
+            re.search(r"resubscribed\s+order:all", s) is not None
+            and re.search(r"reconnects\s+1\b", s) is not None
+        )
+    )
     assert re.search(r"reconnects\s+1\b", screen)
     assert "open orders (0)" not in screen
     # It ends by itself, leaves the full screen and prints its summary.
